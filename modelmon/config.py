@@ -1,0 +1,215 @@
+"""The one typed config object: YAML file, then MODELMON__SECTION__KEY environment overrides.
+
+Every value that reaches SQL (topic names, column names, intervals, servers) is validated here, so a
+template can never be turned into SQL injection by a config value, and a bad value fails at start-up
+with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+ENV_PREFIX = "MODELMON__"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|min|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message names every offending field."""
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Accept '6h', '30s', '10min', '500ms', a number of seconds, or a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as '30s', '10min' or '6h'")
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"expected a duration such as '30s', '10min' or '6h', got {value!r}")
+    number, unit = match.groups()
+    return timedelta(seconds=float(number) * _UNIT_SECONDS[unit or "s"])
+
+
+def _positive_millis(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be greater than zero")
+    if value % timedelta(milliseconds=1):
+        raise ValueError("must be a whole number of milliseconds")
+    return value
+
+
+def _non_negative_millis(value: timedelta) -> timedelta:
+    return value if value == timedelta(0) else _positive_millis(value)
+
+
+def _pattern(regex: str, what: str) -> AfterValidator:
+    compiled = re.compile(regex)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"{value!r} is not a valid {what} ({regex})")
+        return value
+
+    return AfterValidator(check)
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive_millis)]
+DurationOrZero = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_non_negative_millis)]
+# Kafka's own rule for topic names; no quotes, spaces or semicolons, so safe inside SQL string literals.
+TopicName = Annotated[str, _pattern(r"[A-Za-z0-9._-]{1,249}", "Kafka topic name")]
+Identifier = Annotated[str, _pattern(r"[A-Za-z_][A-Za-z0-9_]{0,63}", "identifier")]
+ServerList = Annotated[str, _pattern(r"[A-Za-z0-9.\-]+:\d{1,5}(,[A-Za-z0-9.\-]+:\d{1,5})*", "host:port list")]
+Label = Annotated[str, _pattern(r"[A-Za-z0-9._-]{1,64}", "label")]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaConfig(Section):
+    """Where the broker is and how modelmon's clients and the Flink connector talk to it."""
+
+    bootstrap_servers: ServerList = "127.0.0.1:9092"
+    partitions: int = Field(2, ge=1, le=1024, description="Partitions of topics modelmon creates.")
+    group_id: TopicName = "modelmon"
+    # Must stay below the broker's transaction.max.timeout.ms (15 min by default).
+    transaction_timeout: Duration = timedelta(minutes=10)
+
+
+class LocalKafkaConfig(Section):
+    """The single-node KRaft broker that `modelmon kafka start` runs from the jars in jvm/target/kafka."""
+
+    host: Literal["127.0.0.1", "localhost"] = "127.0.0.1"
+    port: int = Field(9092, ge=1, le=65535)
+    controller_port: int = Field(9093, ge=1, le=65535)
+    heap: Annotated[str, _pattern(r"\d+[mg]", "JVM heap size")] = "512m"
+    start_timeout: Duration = timedelta(seconds=60)
+
+
+class TopicsConfig(Section):
+    predictions: TopicName = "predictions"
+    labels: TopicName = "labels"
+    labelled_predictions: TopicName = "labelled-predictions"
+    metrics: TopicName = "model-metrics"
+    dead_letter: TopicName = "modelmon-dead-letter"
+
+
+class JoinConfig(Section):
+    """The interval join: label_time BETWEEN event_time - max_label_skew AND event_time + label_horizon."""
+
+    label_horizon: Duration = timedelta(hours=6)
+    max_label_skew: DurationOrZero = timedelta(minutes=1)
+
+
+class WindowsConfig(Section):
+    size: Duration = timedelta(minutes=1)
+    # How far behind the newest event time a record may arrive and still count.
+    out_of_orderness: DurationOrZero = timedelta(seconds=5)
+    # A partition silent this long stops holding the watermark back.
+    idle_timeout: Duration = timedelta(seconds=30)
+
+
+class JobConfig(Section):
+    name: Label = "modelmon"
+    parallelism: int = Field(1, ge=1, le=1024)
+    checkpoint_interval: Duration = timedelta(seconds=10)
+    state_backend: Literal["hashmap", "rocksdb"] = "hashmap"
+
+
+class SimulatorConfig(Section):
+    rate: float = Field(50.0, gt=0, description="Predictions per second.")
+    fraud_rate: float = Field(0.05, gt=0, lt=1)
+    model_versions: tuple[Label, ...] = Field(("v1", "v2"), min_length=1)
+    # Separation of the score distributions of fraud and non-fraud; 0 = coin flip, 3 = very good.
+    model_quality: float = Field(2.0, ge=0, le=10)
+    threshold: float = Field(0.5, gt=0, lt=1)
+    label_delay_min: DurationOrZero = timedelta(seconds=30)
+    label_delay_max: Duration = timedelta(minutes=10)
+    label_rate: float = Field(1.0, ge=0, le=1, description="Share of predictions whose label ever arrives.")
+    countries: tuple[Label, ...] = ("US", "GB", "DE", "FR", "BR")
+    merchant_categories: tuple[Label, ...] = ("grocery", "travel", "electronics", "gaming")
+    seed: int = 42
+
+
+class PathsConfig(Section):
+    data_dir: Path = Path(".modelmon")
+    # Default: jvm/target of the source checkout (filled by `make jars`).
+    jars_dir: Path | None = None
+
+
+class Config(Section):
+    kafka: KafkaConfig = KafkaConfig()
+    local_kafka: LocalKafkaConfig = LocalKafkaConfig()
+    topics: TopicsConfig = TopicsConfig()
+    join: JoinConfig = JoinConfig()
+    windows: WindowsConfig = WindowsConfig()
+    job: JobConfig = JobConfig()
+    simulator: SimulatorConfig = SimulatorConfig()
+    paths: PathsConfig = PathsConfig()
+
+
+def _set_nested(target: dict[str, Any], keys: list[str], value: Any) -> None:
+    for key in keys[:-1]:
+        child = target.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"config field {'.'.join(keys)}: {key} is not a section")
+        target = child
+    target[keys[-1]] = value
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """MODELMON__JOIN__LABEL_HORIZON=2h -> {'join': {'label_horizon': '2h'}}; values parsed as YAML."""
+    overrides: dict[str, Any] = {}
+    for name, raw in sorted(environ.items()):
+        if name.startswith(ENV_PREFIX):
+            keys = name[len(ENV_PREFIX) :].lower().split("__")
+            _set_nested(overrides, keys, yaml.safe_load(raw) if raw else raw)
+    return overrides
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(error: ValidationError) -> str:
+    lines = [f"invalid configuration ({error.error_count()} problem(s)):"]
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"])
+        lines.append(f"  config field {field}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Built-in defaults, overlaid by the YAML file, overlaid by MODELMON__* environment variables."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of sections")
+        data = loaded
+    data = _merge(data, env_overrides(os.environ if environ is None else environ))
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None

@@ -1,0 +1,43 @@
+"""Where modelmon keeps its files: data under paths.data_dir, JVM jars under jvm/target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from modelmon.config import Config
+
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_dir(cfg: Config) -> Path:
+    return cfg.paths.data_dir.resolve()
+
+
+def checkpoint_dir(cfg: Config) -> Path:
+    return data_dir(cfg) / "checkpoints" / cfg.job.name
+
+
+def kafka_dir(cfg: Config) -> Path:
+    return data_dir(cfg) / "kafka"
+
+
+def jars_dir(cfg: Config) -> Path:
+    return (cfg.paths.jars_dir or SOURCE_ROOT / "jvm" / "target").resolve()
+
+
+class MissingJarsError(RuntimeError):
+    pass
+
+
+def jars(cfg: Config, kind: str) -> list[Path]:
+    """The jars of jvm/target/<kind> ('flink' or 'kafka'), fetched by `make jars`."""
+    folder = jars_dir(cfg) / kind
+    found = sorted(folder.glob("*.jar"))
+    if not found:
+        raise MissingJarsError(f"no jars in {folder}: run `make jars` (mvn -f jvm/pom.xml package) first")
+    return found
+
+
+def connector_jars(cfg: Config) -> list[Path]:
+    """The jars the Flink job loads via pipeline.jars (the SQL gateway jar is for sql-client.sh only)."""
+    return [jar for jar in jars(cfg, "flink") if "flink-sql-gateway" not in jar.name]

@@ -1,0 +1,64 @@
+"""The modelmon Flink SQL job: renders the templates and runs them as one STATEMENT SET.
+
+Entry points: `modelmon run` (local minicluster), and on any Flink 2.x cluster
+`flink run -py pipelines/job.py -- --config modelmon.yaml [--bounded]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from modelmon.config import Config, load_config
+from modelmon.paths import connector_jars
+from modelmon.render import RenderedJob, render_job
+
+log = logging.getLogger(__name__)
+
+
+def create_table_env(cfg: Config, job: RenderedJob) -> Any:
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+
+    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    conf = t_env.get_config()
+    for key, value in job.settings.items():
+        conf.set(key, value)
+    conf.set("pipeline.jars", ";".join(jar.as_uri() for jar in connector_jars(cfg)))
+    return t_env
+
+
+def submit(cfg: Config, *, bounded: bool) -> Any:
+    """Create the tables and views, submit the inserts as one job and return its TableResult."""
+    job = render_job(cfg, bounded=bounded)
+    t_env = create_table_env(cfg, job)
+    for statement in job.setup:
+        t_env.execute_sql(statement)
+    statements = t_env.create_statement_set()
+    for insert in job.inserts:
+        statements.add_insert_sql(insert)
+    result = statements.execute()
+    client = result.get_job_client()
+    if client is not None:
+        log.info("submitted job %s (%s)", client.get_job_id(), "bounded" if bounded else "streaming")
+    return result
+
+
+def run(cfg: Config, *, bounded: bool) -> None:
+    """Run until the job ends: a bounded run ends once both topics are read; a streaming run never does."""
+    submit(cfg, bounded=bounded).wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="modelmon-job", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="YAML config file (default: built-in defaults)")
+    parser.add_argument("--bounded", action="store_true", help="read the topics up to their current end, then exit")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(load_config(args.config), bounded=args.bounded)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
