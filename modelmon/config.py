@@ -15,7 +15,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    TypeAdapter,
+    ValidationError,
+)
+
+from modelmon.errors import ModelmonError
 
 ENV_PREFIX = "MODELMON__"
 
@@ -23,7 +34,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|min|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
 
-class ConfigError(ValueError):
+class ConfigError(ModelmonError, ValueError):
     """Invalid configuration; the message names every offending field."""
 
 
@@ -37,9 +48,22 @@ def parse_duration(value: Any) -> timedelta:
         return timedelta(seconds=value)
     match = _DURATION.match(str(value))
     if not match:
-        raise ValueError(f"expected a duration such as '30s', '10min' or '6h', got {value!r}")
+        try:  # ISO 8601 ('PT6H') as well
+            return TypeAdapter(timedelta).validate_python(value)
+        except ValidationError:
+            raise ValueError(f"expected a duration such as '30s', '10min' or '6h', got {value!r}") from None
     number, unit = match.groups()
     return timedelta(seconds=float(number) * _UNIT_SECONDS[unit or "s"])
+
+
+def format_duration(value: timedelta) -> str:
+    """The largest whole unit: timedelta(hours=6) -> '6h'; parse_duration reads it back."""
+    millis = int(value / timedelta(milliseconds=1))
+    for unit in ("d", "h", "min", "s"):
+        unit_millis = int(_UNIT_SECONDS[unit] * 1000)
+        if millis % unit_millis == 0 and millis:
+            return f"{millis // unit_millis}{unit}"
+    return f"{millis}ms"
 
 
 def _positive_millis(value: timedelta) -> timedelta:
@@ -65,8 +89,9 @@ def _pattern(regex: str, what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive_millis)]
-DurationOrZero = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_non_negative_millis)]
+_AS_TEXT = PlainSerializer(format_duration, return_type=str, when_used="json")
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive_millis), _AS_TEXT]
+DurationOrZero = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_non_negative_millis), _AS_TEXT]
 # Kafka's own rule for topic names; no quotes, spaces or semicolons, so safe inside SQL string literals.
 TopicName = Annotated[str, _pattern(r"[A-Za-z0-9._-]{1,249}", "Kafka topic name")]
 Identifier = Annotated[str, _pattern(r"[A-Za-z_][A-Za-z0-9_]{0,63}", "identifier")]
@@ -129,7 +154,7 @@ class JobConfig(Section):
 
 
 class SimulatorConfig(Section):
-    rate: float = Field(50.0, gt=0, description="Predictions per second.")
+    rate: float = Field(50.0, gt=0, description="Transactions per second, each scored by every model version.")
     fraud_rate: float = Field(0.05, gt=0, lt=1)
     model_versions: tuple[Label, ...] = Field(("v1", "v2"), min_length=1)
     # Separation of the score distributions of fraud and non-fraud; 0 = coin flip, 3 = very good.

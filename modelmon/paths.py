@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from modelmon.config import Config
+from modelmon.errors import ModelmonError
 
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,7 +26,7 @@ def jars_dir(cfg: Config) -> Path:
     return (cfg.paths.jars_dir or SOURCE_ROOT / "jvm" / "target").resolve()
 
 
-class MissingJarsError(RuntimeError):
+class MissingJarsError(ModelmonError):
     pass
 
 

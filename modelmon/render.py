@@ -92,6 +92,9 @@ def job_settings(cfg: Config) -> dict[str, str]:
         # The metrics sink upserts by window/model/segment; its inputs are append-only window rows, so
         # Flink 2.3's demand for an ON CONFLICT clause (which would add a state-heavy dedupe) is waived.
         "table.exec.sink.require-on-conflict": "false",
+        "table.exec.sink.upsert-materialize": "NONE",
+        # A bounded run ends with one more checkpoint, which commits the sinks' last Kafka transactions.
+        "execution.checkpointing.checkpoints-after-tasks-finish": "true",
     }
 
 

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from modelmon.config import Config, load_config
+from modelmon.errors import stop_on_sigterm
 from modelmon.paths import connector_jars
 from modelmon.render import RenderedJob, render_job
 
@@ -46,8 +47,17 @@ def submit(cfg: Config, *, bounded: bool) -> Any:
 
 
 def run(cfg: Config, *, bounded: bool) -> None:
-    """Run until the job ends: a bounded run ends once both topics are read; a streaming run never does."""
-    submit(cfg, bounded=bounded).wait()
+    """Run until the job ends: a bounded run ends once both topics are read; a streaming run runs until
+    Ctrl-C or SIGTERM, which cancel it (its last checkpoint is kept for a restart)."""
+    result = submit(cfg, bounded=bounded)
+    try:
+        result.wait()
+    except KeyboardInterrupt:
+        client = result.get_job_client()
+        if client is not None:
+            log.info("cancelling job %s", client.get_job_id())
+            client.cancel().result()
+        raise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bounded", action="store_true", help="read the topics up to their current end, then exit")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop_on_sigterm()
     run(load_config(args.config), bounded=args.bounded)
     return 0
 

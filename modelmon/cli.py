@@ -1,0 +1,207 @@
+"""The `modelmon` command line: a thin click layer over the library.
+
+Heavy imports (pyflink, kafka) stay inside command bodies so `--help` answers at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from modelmon.config import Config, ConfigError, load_config
+from modelmon.errors import ModelmonError, stop_on_sigterm
+
+
+def _config(ctx: click.Context) -> Config:
+    cfg = ctx.obj
+    assert isinstance(cfg, Config)
+    return cfg
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "MODELMON"})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="MODELMON_CONFIG",
+    help="YAML config file; MODELMON__SECTION__KEY environment variables override it. [env: MODELMON_CONFIG]",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log debug output.")
+@click.version_option(package_name="modelmon")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
+    """Real-time model performance monitoring on Apache Flink.
+
+    Reads predictions and their late labels from Kafka, joins them in a Flink SQL job and reports every
+    window how each model version is really doing.
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # kafka-python narrates every connection at INFO.
+    logging.getLogger("kafka").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    stop_on_sigterm()
+    try:
+        ctx.obj = load_config(config_path)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@cli.command("config")
+@click.pass_context
+def show_config(ctx: click.Context) -> None:
+    """Print the effective configuration (defaults, file and environment merged) as YAML."""
+    import yaml
+
+    click.echo(yaml.safe_dump(_config(ctx).model_dump(mode="json"), sort_keys=False), nl=False)
+
+
+@cli.group()
+def kafka() -> None:
+    """Run the local single-node Kafka broker (KRaft) from the project's jars."""
+
+
+@kafka.command("start")
+@click.pass_context
+def kafka_start(ctx: click.Context) -> None:
+    """Start the broker (formats storage on first start; waits until it answers; idempotent)."""
+    from modelmon.kafka_local import LocalKafka
+    from modelmon.topics import ensure_topics
+
+    cfg = _config(ctx)
+    click.echo(LocalKafka(cfg).start().describe())
+    created = ensure_topics(cfg)
+    if created:
+        click.echo(f"created topics: {', '.join(created)}")
+
+
+@kafka.command("stop")
+@click.pass_context
+def kafka_stop(ctx: click.Context) -> None:
+    """Stop the broker cleanly."""
+    from modelmon.kafka_local import LocalKafka
+
+    click.echo(LocalKafka(_config(ctx)).stop().describe())
+
+
+@kafka.command("status")
+@click.pass_context
+def kafka_status(ctx: click.Context) -> None:
+    """Tell whether the broker runs (exit code 1 when it does not)."""
+    from modelmon.kafka_local import LocalKafka
+
+    status = LocalKafka(_config(ctx)).status()
+    click.echo(status.describe())
+    sys.exit(0 if status.running else 1)
+
+
+@cli.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("rendered"),
+    show_default=True,
+    help="Folder to write modelmon-job.sql into.",
+)
+@click.option("--bounded", is_flag=True, help="Render the bounded (backfill) variant of the job.")
+@click.option("--stdout", "to_stdout", is_flag=True, help="Print the SQL instead of writing a file.")
+@click.pass_context
+def render(ctx: click.Context, out: Path, bounded: bool, to_stdout: bool) -> None:
+    """Write the whole job as SQL that runs unchanged in the Flink SQL client (sql-client.sh -f)."""
+    from modelmon.render import render_job, write_sql
+
+    job = render_job(_config(ctx), bounded=bounded)
+    if to_stdout:
+        click.echo(job.to_sql_script(), nl=False)
+    else:
+        click.echo(f"wrote {write_sql(job, out)}")
+
+
+@cli.command()
+@click.option(
+    "--bounded",
+    is_flag=True,
+    help="Read both topics up to their offsets at start, fire every window and exit (backfills, tests).",
+)
+@click.pass_context
+def run(ctx: click.Context, bounded: bool) -> None:
+    """Run the job on a local Flink minicluster."""
+    from modelmon.pipelines.job import run as run_job
+    from modelmon.topics import ensure_topics
+
+    cfg = _config(ctx)
+    ensure_topics(cfg)
+    click.echo(f"running the modelmon job ({'bounded' if bounded else 'streaming'}) on a local minicluster", err=True)
+    try:
+        run_job(cfg, bounded=bounded)
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
+
+
+@cli.command()
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds (default: run until Ctrl-C).")
+@click.option(
+    "--transactions",
+    type=int,
+    default=None,
+    help="Write this many transactions as fast as possible, then stop (no real-time pacing).",
+)
+@click.option(
+    "--rate",
+    type=float,
+    default=None,
+    help="Transactions per second, each scored by every model version (overrides simulator.rate).",
+)
+@click.pass_context
+def simulate(ctx: click.Context, duration: float | None, transactions: int | None, rate: float | None) -> None:
+    """Produce seeded predictions now and their labels later, as a fraud model and its investigators would."""
+    from modelmon.producers.simulator import run_simulator
+    from modelmon.topics import ensure_topics
+
+    cfg = _config(ctx)
+    if rate is not None:
+        cfg = cfg.model_copy(update={"simulator": cfg.simulator.model_copy(update={"rate": rate})})
+    ensure_topics(cfg)
+    run_simulator(
+        cfg,
+        duration_s=duration,
+        live=transactions is None,
+        start=None,
+        progress=lambda line: click.echo(line, err=True),
+        n_transactions=transactions,
+    )
+
+
+@cli.command()
+@click.option("--from-beginning", is_flag=True, help="Also show rows already on the topic.")
+@click.pass_context
+def watch(ctx: click.Context, from_beginning: bool) -> None:
+    """Print metrics rows as they arrive on the metrics topic."""
+    from modelmon.watch import watch_metrics
+
+    watch_metrics(_config(ctx), from_beginning=from_beginning, echo=click.echo)
+
+
+@cli.command()
+@click.pass_context
+def demo(ctx: click.Context) -> None:
+    """Start Kafka, the job and the simulator together and show live metrics as they come (Ctrl-C stops)."""
+    from modelmon.demo import run_demo
+
+    run_demo(_config(ctx), echo=click.echo)
+
+
+def main() -> None:
+    try:
+        cli(prog_name="modelmon", standalone_mode=True)
+    except ModelmonError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

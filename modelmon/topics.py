@@ -1,0 +1,73 @@
+"""Creating modelmon's topics and reading them back (kafka-python clients)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from modelmon.config import Config
+
+
+def topic_names(cfg: Config) -> list[str]:
+    topics = cfg.topics
+    return [
+        topics.predictions,
+        topics.labels,
+        topics.labelled_predictions,
+        topics.metrics,
+        topics.dead_letter,
+    ]
+
+
+def ensure_topics(cfg: Config) -> list[str]:
+    """Create every missing topic with cfg.kafka.partitions partitions; returns the names it created."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=cfg.kafka.bootstrap_servers)
+    try:
+        existing = set(admin.list_topics())
+        missing = [name for name in topic_names(cfg) if name not in existing]
+        created = []
+        for name in missing:
+            try:
+                admin.create_topics([NewTopic(name, cfg.kafka.partitions, 1)])
+                created.append(name)
+            except TopicAlreadyExistsError:
+                pass  # created concurrently by another client: fine
+        return created
+    finally:
+        admin.close()
+
+
+def read_topic(cfg: Config, topic: str, *, idle_timeout_s: float = 5.0) -> Iterator[dict[str, Any]]:
+    """Every committed record of a topic from the beginning, as parsed JSON values (tombstones skipped)."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=cfg.kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        consumer_timeout_ms=int(idle_timeout_s * 1000),
+    )
+    try:
+        for message in consumer:
+            if message.value is not None:
+                yield json.loads(message.value)
+    finally:
+        consumer.close()
+
+
+def latest_by_key(rows: Iterator[dict[str, Any]], key_fields: tuple[str, ...]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Collapse an upsert topic to its latest value per key, as a consumer of the metrics topic should."""
+    latest: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        latest[tuple(row[field] for field in key_fields)] = row
+    return latest
+
+
+METRICS_KEY = ("view", "window_start", "model_version", "segment_key", "segment_value")

@@ -1,0 +1,1 @@
+"""Producers that feed modelmon's input topics: the seeded fraud-model simulator."""

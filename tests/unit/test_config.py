@@ -1,0 +1,84 @@
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from modelmon.config import Config, ConfigError, env_overrides, load_config, parse_duration
+
+
+def test_defaults_need_no_file() -> None:
+    cfg = load_config(environ={})
+    assert cfg.join.label_horizon == timedelta(hours=6)
+    assert cfg.windows.size == timedelta(minutes=1)
+    assert cfg.kafka.bootstrap_servers == "127.0.0.1:9092"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("6h", timedelta(hours=6)),
+        ("30s", timedelta(seconds=30)),
+        ("10min", timedelta(minutes=10)),
+        ("500ms", timedelta(milliseconds=500)),
+        (90, timedelta(seconds=90)),
+        ("2d", timedelta(days=2)),
+    ],
+)
+def test_durations(text: object, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+def test_file_then_environment(tmp_path: Path) -> None:
+    path = tmp_path / "modelmon.yaml"
+    path.write_text("join:\n  label_horizon: 2h\ntopics:\n  metrics: m1\n")
+    cfg = load_config(
+        path, environ={"MODELMON__TOPICS__METRICS": "m2", "MODELMON__SIMULATOR__MODEL_VERSIONS": "[a, b, c]"}
+    )
+    assert cfg.join.label_horizon == timedelta(hours=2)
+    assert cfg.topics.metrics == "m2"
+    assert cfg.simulator.model_versions == ("a", "b", "c")
+
+
+def test_env_overrides_nest_and_parse_yaml() -> None:
+    assert env_overrides({"MODELMON__JOB__PARALLELISM": "2", "OTHER": "x"}) == {"job": {"parallelism": 2}}
+
+
+@pytest.mark.parametrize(
+    ("environ", "field"),
+    [
+        ({"MODELMON__JOIN__LABEL_HORIZON": "soon"}, "join.label_horizon"),
+        ({"MODELMON__WINDOWS__SIZE": "0s"}, "windows.size"),
+        ({"MODELMON__TOPICS__METRICS": "m'; DROP TABLE x; --"}, "topics.metrics"),
+        ({"MODELMON__KAFKA__BOOTSTRAP_SERVERS": "h:1' , 'x' = 'y"}, "kafka.bootstrap_servers"),
+        ({"MODELMON__JOB__NAME": "a b"}, "job.name"),
+        ({"MODELMON__JOB__PARALLELISM": "0"}, "job.parallelism"),
+        ({"MODELMON__JOIN__COLOUR": "red"}, "join.colour"),
+    ],
+)
+def test_bad_values_fail_naming_the_field(environ: dict[str, str], field: str) -> None:
+    with pytest.raises(ConfigError, match=f"config field {field}"):
+        load_config(environ=environ)
+
+
+def test_config_is_frozen() -> None:
+    cfg = Config()
+    with pytest.raises(ValueError):
+        cfg.job.parallelism = 3  # type: ignore[misc]
+
+
+def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(path, environ={})
+
+
+def test_dumped_config_loads_back_equal(tmp_path: Path) -> None:
+    import yaml
+
+    cfg = load_config(environ={"MODELMON__JOIN__MAX_LABEL_SKEW": "1500ms", "MODELMON__JOIN__LABEL_HORIZON": "PT2H"})
+    dumped = cfg.model_dump(mode="json")
+    assert dumped["join"] == {"label_horizon": "2h", "max_label_skew": "1500ms"}
+    path = tmp_path / "dumped.yaml"
+    path.write_text(yaml.safe_dump(dumped))
+    assert load_config(path, environ={}) == cfg

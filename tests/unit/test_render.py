@@ -1,0 +1,70 @@
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from modelmon.config import Config
+from modelmon.render import render_job, sql_interval
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def _config() -> Config:
+    # A fixed absolute data dir keeps the rendered checkpoint path independent of the working directory.
+    return Config.model_validate({"paths": {"data_dir": "/var/lib/modelmon"}})
+
+
+@pytest.mark.parametrize(
+    ("value", "literal"),
+    [
+        (timedelta(hours=6), "INTERVAL '0 06:00:00.000' DAY TO SECOND(3)"),
+        (timedelta(seconds=5), "INTERVAL '0 00:00:05.000' DAY TO SECOND(3)"),
+        (timedelta(days=3, milliseconds=250), "INTERVAL '3 00:00:00.250' DAY TO SECOND(3)"),
+    ],
+)
+def test_sql_interval(value: timedelta, literal: str) -> None:
+    assert sql_interval(value) == literal
+
+
+@pytest.mark.parametrize("bounded", [False, True])
+def test_rendered_job_matches_golden_file(bounded: bool) -> None:
+    """A template change shows up as a readable diff; UPDATE_GOLDEN=1 rewrites the files."""
+    sql = render_job(_config(), bounded=bounded).to_sql_script()
+    golden = GOLDEN / f"modelmon-job{'-bounded' if bounded else ''}.sql"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(sql)
+    assert sql == golden.read_text()
+
+
+def test_config_values_reach_the_sql() -> None:
+    cfg = Config.model_validate(
+        {
+            "topics": {"metrics": "mm-1", "predictions": "pp-1"},
+            "join": {"label_horizon": "90min"},
+            "kafka": {"bootstrap_servers": "broker-a:9092,broker-b:9093"},
+        }
+    )
+    sql = render_job(cfg).to_sql_script()
+    assert "'topic' = 'mm-1'" in sql and "'topic' = 'pp-1'" in sql
+    assert "p.event_time + INTERVAL '0 01:30:00.000' DAY TO SECOND(3)" in sql
+    assert "'properties.bootstrap.servers' = 'broker-a:9092,broker-b:9093'" in sql
+
+
+def test_bounded_and_streaming_differ_only_in_reading() -> None:
+    streaming = render_job(_config()).to_sql_script()
+    bounded = render_job(_config(), bounded=True).to_sql_script()
+    assert "'scan.bounded.mode' = 'latest-offset'" in bounded and "scan.bounded.mode" not in streaming
+    replay = "CREATE TABLE labelled_predictions_replay"
+    assert replay in streaming and replay not in bounded
+    assert "'scan.startup.mode' = 'group-offsets'" in streaming
+
+
+def test_one_statement_set_and_no_template_leftovers() -> None:
+    job = render_job(_config())
+    sql = job.to_sql_script()
+    assert sql.count("EXECUTE STATEMENT SET") == 1
+    assert all(insert.lstrip().startswith(("--", "INSERT")) for insert in job.inserts)
+    assert not re.search(r"{{|}}|{%|%}", sql)
