@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -156,8 +157,16 @@ def run(ctx: click.Context, bounded: bool) -> None:
     default=None,
     help="Transactions per second, each scored by every model version (overrides simulator.rate).",
 )
+@click.option(
+    "--start",
+    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"]),
+    default=None,
+    help="Event time of the first transaction, UTC (default: now); with the seed it fixes every record.",
+)
 @click.pass_context
-def simulate(ctx: click.Context, duration: float | None, transactions: int | None, rate: float | None) -> None:
+def simulate(
+    ctx: click.Context, duration: float | None, transactions: int | None, rate: float | None, start: datetime | None
+) -> None:
     """Produce seeded predictions now and their labels later, as a fraud model and its investigators would."""
     from modelmon.producers.simulator import run_simulator
     from modelmon.topics import ensure_topics
@@ -170,10 +179,33 @@ def simulate(ctx: click.Context, duration: float | None, transactions: int | Non
         cfg,
         duration_s=duration,
         live=transactions is None,
-        start=None,
+        start=start.replace(tzinfo=UTC) if start else None,
         progress=lambda line: click.echo(line, err=True),
         n_transactions=transactions,
     )
+
+
+@cli.command("sql-client")
+@click.option(
+    "--file",
+    "sql_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Run this SQL file (e.g. one written by `modelmon render`) and exit, instead of an interactive shell.",
+)
+@click.option("--bounded", is_flag=True, help="Define the tables of the bounded (backfill) variant.")
+@click.pass_context
+def sql_client(ctx: click.Context, sql_file: Path | None, bounded: bool) -> None:
+    """Open the Flink SQL client with the job's tables and views already defined, to explore them.
+
+    Try `SELECT * FROM live_metrics;` or `SELECT reason, COUNT(*) FROM predictions_checked GROUP BY reason;`.
+    Queries run on a local minicluster inside the client, against the configured Kafka topics.
+    """
+    from modelmon.sqlclient import open_sql_client, run_sql_script
+
+    if sql_file is None:
+        sys.exit(open_sql_client(_config(ctx), bounded=bounded))
+    click.echo(f"running {sql_file} in the Flink SQL client on a local minicluster", err=True)
+    click.echo(run_sql_script(_config(ctx), sql_file).stdout)
 
 
 @cli.command()

@@ -39,6 +39,14 @@ def jars(cfg: Config, kind: str) -> list[Path]:
     return found
 
 
+def gateway_jar(cfg: Config) -> Path:
+    """The SQL gateway jar, which the PyFlink bundle's sql-client.sh needs and lacks."""
+    found = [jar for jar in jars(cfg, "flink") if "flink-sql-gateway" in jar.name]
+    if not found:
+        raise MissingJarsError(f"no flink-sql-gateway jar in {jars_dir(cfg) / 'flink'}: run `make jars`")
+    return found[0]
+
+
 def connector_jars(cfg: Config) -> list[Path]:
     """The jars the Flink job loads via pipeline.jars (the SQL gateway jar is for sql-client.sh only)."""
     return [jar for jar in jars(cfg, "flink") if "flink-sql-gateway" not in jar.name]

@@ -68,13 +68,16 @@ class RenderedJob:
     setup: list[str]  # CREATE TABLE / CREATE TEMPORARY VIEW, in order
     inserts: list[str]  # run together as one STATEMENT SET
 
-    def to_sql_script(self) -> str:
-        """The whole job as one file for `sql-client.sh -f`."""
+    def to_init_script(self) -> str:
+        """Settings, tables and views without the inserts: the job's world, to explore in the SQL client."""
         parts = [f"SET '{key}' = '{value}';" for key, value in self.settings.items()]
         parts += [f"{statement};" for statement in self.setup]
-        body = "\n\n".join(f"{statement};" for statement in self.inserts)
-        parts.append(f"EXECUTE STATEMENT SET\nBEGIN\n\n{body}\n\nEND;")
         return "\n\n".join(parts) + "\n"
+
+    def to_sql_script(self) -> str:
+        """The whole job as one file for `sql-client.sh -f`: the init script, then one STATEMENT SET."""
+        body = "\n\n".join(f"{statement};" for statement in self.inserts)
+        return f"{self.to_init_script()}\nEXECUTE STATEMENT SET\nBEGIN\n\n{body}\n\nEND;\n"
 
 
 def job_settings(cfg: Config) -> dict[str, str]:

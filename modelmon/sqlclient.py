@@ -33,6 +33,11 @@ from typing import Literal
 
 import yaml
 
+from modelmon.config import Config
+from modelmon.errors import ModelmonError
+from modelmon.paths import connector_jars, data_dir, gateway_jar
+from modelmon.render import render_job
+
 HOME_DIR_NAME = "flink-home"
 IDENT = "modelmon"  # FLINK_IDENT_STRING: names pid and log files; $USER may be unset in containers.
 LOOPBACK = "127.0.0.1"
@@ -57,11 +62,11 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _FLINK_DIR_VARS = ("FLINK_CONF_DIR", "FLINK_LIB_DIR", "FLINK_OPT_DIR", "FLINK_PLUGINS_DIR", "FLINK_LOG_DIR")
 
 
-class FlinkHomeError(RuntimeError):
+class FlinkHomeError(ModelmonError):
     """The PyFlink bundle, the gateway jar or Java could not be found."""
 
 
-class SqlScriptError(RuntimeError):
+class SqlScriptError(ModelmonError):
     """The SQL client failed, or a statement in the script failed (despite exit code 0)."""
 
     def __init__(self, message: str, result: subprocess.CompletedProcess[str]) -> None:
@@ -69,7 +74,7 @@ class SqlScriptError(RuntimeError):
         self.result = result
 
 
-class ClusterError(RuntimeError):
+class ClusterError(ModelmonError):
     """The standalone cluster did not start or stop in time."""
 
 
@@ -222,13 +227,17 @@ def _log_causes(flink_home: Path, limit: int = 6) -> list[str]:
 
 def sql_client_command(
     flink_home: Path,
-    sql_file: Path,
+    sql_file: Path | None,
     jars: Sequence[Path] = (),
     *,
     target: Literal["local", "remote"] = "local",
     dynamic_conf: Mapping[str, str] | None = None,
+    init_file: Path | None = None,
 ) -> list[str]:
-    """The sql-client.sh argument list, kept separate so it can be logged or shown to a user."""
+    """The sql-client.sh argument list, kept separate so it can be logged or shown to a user.
+
+    Without `sql_file` the client is interactive; `init_file` runs first either way (tables, views).
+    """
     conf: dict[str, str] = {}
     if target == "local":
         # The per-job MiniCluster would otherwise bind rest.port (8081) and clash with a standalone
@@ -242,7 +251,11 @@ def sql_client_command(
     for jar in jars:
         command += ["--jar", str(jar.resolve())]
     # Without --history the client writes ~/.flink-sql-history.
-    command += ["--history", str(flink_home / "log" / "sql-client.history"), "--file", str(sql_file.resolve())]
+    command += ["--history", str(flink_home / "log" / "sql-client.history")]
+    if init_file is not None:
+        command += ["--init", str(init_file.resolve())]
+    if sql_file is not None:
+        command += ["--file", str(sql_file.resolve())]
     return command
 
 
@@ -395,3 +408,20 @@ def stop_cluster(flink_home: Path, *, timeout: float = 60.0) -> None:
             return
         time.sleep(0.5)
     raise ClusterError(f"Flink daemons still running after {timeout:.0f}s: pids {alive}")
+
+
+def open_sql_client(cfg: Config, *, bounded: bool) -> int:
+    """The interactive SQL client on a local minicluster, with the Kafka connector and the job's tables
+    and views (init script) loaded. Returns the client's exit code."""
+    home = prepare_flink_home(data_dir(cfg), gateway_jar(cfg))
+    init = data_dir(cfg) / "sql-client-init.sql"
+    init.write_text(render_job(cfg, bounded=bounded).to_init_script())
+    command = sql_client_command(home, None, connector_jars(cfg), init_file=init)
+    return subprocess.run(command, env=flink_env(home), check=False).returncode
+
+
+def run_sql_script(cfg: Config, sql_file: Path) -> subprocess.CompletedProcess[str]:
+    """Run a SQL file (e.g. the rendered job) in the SQL client on a local minicluster and wait for its
+    jobs to end (a bounded job ends; a streaming one runs until the client is stopped)."""
+    home = prepare_flink_home(data_dir(cfg), gateway_jar(cfg))
+    return run_sql_file(home, sql_file, connector_jars(cfg), dynamic_conf={"table.dml-sync": "true"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -17,8 +18,9 @@ from modelmon.config import Config
 from modelmon.kafka_local import LocalKafka
 from modelmon.topics import ensure_topics
 
-TEST_KAFKA_PORT = 19092
-TEST_CONTROLLER_PORT = 19093
+# Own ports, so a running demo broker does not interfere; movable for parallel runs.
+TEST_KAFKA_PORT = int(os.environ.get("MODELMON_TEST_KAFKA_PORT", "19092"))
+TEST_CONTROLLER_PORT = TEST_KAFKA_PORT + 1
 REPO = Path(__file__).resolve().parent.parent
 
 

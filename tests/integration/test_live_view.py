@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from modelmon.producers.simulator import generate
+from modelmon.producers.simulator import generate, iso_utc
 
 from modelmon.config import Config, SimulatorConfig
 from modelmon.kafka_local import LocalKafka
@@ -81,7 +81,7 @@ BAD_LABELS: list[tuple[bytes, str]] = [
 ]
 
 
-def _dataset() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def small_dataset(n_transactions: int = 3000) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Two model versions scoring the same transactions; labels 5 s to 4 min late, some never."""
     sim = SimulatorConfig(
         rate=25,
@@ -92,26 +92,27 @@ def _dataset() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         label_delay_max=timedelta(minutes=4),
         seed=7,
     )
-    data = generate(sim, START, n_transactions=3000)
+    data = generate(sim, START, n_transactions=n_transactions)
     predictions = [dict(p) for p in data.predictions]
     labels = [dict(label) for label in data.labels]
+    # A label that came 5 s before its prediction (clock skew, within max_label_skew) still counts. Both
+    # records sit in their topics at their own times.
+    early = {**predictions[100], "transaction_id": predictions[100]["transaction_id"] + "-early"}
+    predictions.insert(101, early)
+    label_time = datetime.fromisoformat(early["event_time"]) - timedelta(seconds=5)
+    labels.append({"transaction_id": early["transaction_id"], "actual_fraud": 1, "label_time": iso_utc(label_time)})
+    labels.sort(key=lambda label: label["label_time"])
     # Out of order inside the topic too: swap neighbours (the watermark allows 5 s).
     rng = random.Random(3)
     for i in range(0, len(labels) - 1, 2):
         if rng.random() < 0.5:
             labels[i], labels[i + 1] = labels[i + 1], labels[i]
-    # A label that came before its prediction, within the allowed skew, still counts.
-    early = predictions[100]
-    labels.append(
-        {"transaction_id": early["transaction_id"] + "-early", "actual_fraud": 1, "label_time": early["event_time"]}
-    )
-    predictions.append({**early, "transaction_id": early["transaction_id"] + "-early"})
     return predictions, labels
 
 
 def test_bounded_live_view_equals_sklearn(kafka_broker: LocalKafka, data_dir: Path, tmp_path: Path) -> None:
     cfg: Config = fresh_config(data_dir, {"join": {"label_horizon": "3min", "max_label_skew": "10s"}})
-    predictions, labels = _dataset()
+    predictions, labels = small_dataset()
     produce(cfg, cfg.topics.predictions, json_records(predictions, "event_time"))
     produce(cfg, cfg.topics.labels, json_records(labels, "label_time"))
     produce(cfg, cfg.topics.predictions, ((None, value, None) for value, _ in BAD_PREDICTIONS))

@@ -16,6 +16,10 @@ SET 'state.backend.type' = 'hashmap';
 
 SET 'table.exec.sink.require-on-conflict' = 'false';
 
+SET 'table.exec.sink.upsert-materialize' = 'NONE';
+
+SET 'execution.checkpointing.checkpoints-after-tasks-finish' = 'true';
+
 -- Predictions as Kafka delivers them, one JSON object per record value, read as text so that a malformed
 -- record becomes a dead letter with its reason (views/predictions_checked) instead of failing the job.
 -- Grain: one row per Kafka record of the predictions topic.
