@@ -44,7 +44,7 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # kafka-python narrates every connection at INFO.
-    logging.getLogger("kafka").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logging.getLogger("kafka").setLevel(logging.DEBUG if verbose else logging.ERROR)
     stop_on_sigterm()
     try:
         ctx.obj = load_config(config_path)

@@ -65,6 +65,7 @@ def test_live_rows_within_three_minutes_and_exact(kafka_broker: LocalKafka, data
                 break
             time.sleep(5)
         assert first_row_s is not None and first_row_s <= DEADLINE_S, f"first live row after {first_row_s} s"
+        print(f"first live-view row {first_row_s:.0f} s after the job was started")
     finally:
         for child in (simulator, job):
             child.terminate()
