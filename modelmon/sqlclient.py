@@ -12,6 +12,9 @@ Two ways to run a script, both tried for real with Flink 2.3.0:
 * remote: submit to a standalone cluster started from the same home with `start_cluster`; the job
   outlives the client, which suits the long-running streaming pipeline.
 
+The Python job itself (`modelmon.pipelines.job`) is submitted with `bin/flink run` from the same home
+(`flink_run`), on either target; see `flink_run_command` for the options it needs.
+
 The client exits 0 even when a statement fails (it stops at the first failing statement and prints
 `[ERROR] Could not execute SQL statement.`), so `run_sql_file` reads stdout to decide success.
 """
@@ -24,7 +27,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -425,3 +430,135 @@ def run_sql_script(cfg: Config, sql_file: Path) -> subprocess.CompletedProcess[s
     jobs to end (a bounded job ends; a streaming one runs until the client is stopped)."""
     home = prepare_flink_home(data_dir(cfg), gateway_jar(cfg))
     return run_sql_file(home, sql_file, connector_jars(cfg), dynamic_conf={"table.dml-sync": "true"})
+
+
+# `flink run` prints this line for every job the program submits, attached or detached.
+_RUN_JOB_ID = re.compile(r"Job has been submitted with JobID ([0-9a-f]{32})")
+
+
+class FlinkRunError(ModelmonError):
+    """`flink run` failed: the Python program raised, the job failed, or the run timed out."""
+
+    def __init__(self, message: str, result: subprocess.CompletedProcess[str]) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def flink_run_command(
+    flink_home: Path,
+    job_args: Sequence[str],
+    *,
+    target: Literal["local", "remote"],
+    detached: bool = False,
+    python: Path | str | None = None,
+) -> list[str]:
+    """The `bin/flink run` argument list for the modelmon job (`modelmon.pipelines.job`), as a user
+    would type it; `job_args` go to the job, e.g. ["--config", "modelmon.yaml", "--bounded"].
+
+    Why each part, as tried with Flink 2.3.0:
+
+    * `-pyclientexec`: the CLI otherwise starts `python` from PATH, which lacks modelmon and pyflink.
+      `python` defaults to this interpreter, unresolved (a resolved venv link loses the venv).
+    * `-pyexec`: the interpreter of Python UDF workers on the TaskManagers (none yet; harmless).
+    * `-pym modelmon.pipelines.job`: the installed module, so no path into a checkout is needed
+      (`-py <checkout>/pipelines/job.py` works too; `--pyFiles` is not required in 2.3).
+    * no `--jarfile`/`-C`: the job's own `pipeline.jars` (the Kafka connector) is honoured on both
+      targets; the client ships the jars to the cluster.
+    * `--`: ends the CLI's options, so no job argument is ever taken for one of them.
+    * local: `-D rest.port=0`, or the CLI's MiniCluster binds this home's rest.port and fails with
+      BindException while a standalone cluster of the same home runs.
+    * detached (`-d`): the CLI returns once the job is submitted. The job's script must then skip
+      `TableResult.wait()` (it reads `execution.attached`, which is "false"); a script that waits
+      keeps the CLI running as long as the job runs.
+    """
+    interpreter = str(python or sys.executable)
+    command = [str(flink_home / "bin" / "flink"), "run", "-t", target]
+    if target == "local":
+        command += ["-D", "rest.port=0"]
+    if detached:
+        command.append("-d")
+    command += ["-pyclientexec", interpreter, "-pyexec", interpreter, "-pym", "modelmon.pipelines.job"]
+    return [*command, "--", *job_args]
+
+
+def flink_run_job_ids(stdout: str) -> list[str]:
+    """Ids of the jobs a `flink run` submitted, e.g. to cancel a detached one later."""
+    return _RUN_JOB_ID.findall(stdout)
+
+
+def _cancel_job(url: str, job_id: str) -> None:
+    """Ask the cluster to cancel a job (PATCH /jobs/<id>?mode=cancel); best effort."""
+    request = urllib.request.Request(f"{url}/jobs/{job_id}?mode=cancel", method="PATCH")
+    try:
+        with urllib.request.urlopen(request, timeout=5):
+            pass
+    except OSError:
+        pass
+
+
+def _run_failure_detail(stdout: str, stderr: str) -> str:
+    """The Python program's output (its traceback lands on stdout) and the CLI's exception lines
+    (stderr) without the Java stack frames."""
+    out = [line for line in stdout.splitlines() if line.strip()][-25:]
+    err = [line for line in stderr.splitlines() if line.strip() and not line.lstrip().startswith(("at ", "..."))]
+    return "\n".join([*out, *err[-10:]])
+
+
+def flink_run(
+    flink_home: Path,
+    job_args: Sequence[str],
+    *,
+    target: Literal["local", "remote"],
+    detached: bool = False,
+    python: Path | str | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Submit the modelmon job with this home's `bin/flink run` and wait for the CLI to exit.
+
+    Attached (the default), the CLI returns when the job ends: a bounded run when both topics are
+    read, a streaming run never, so give a timeout. The exit code is non-zero when the program or
+    the job fails; but a job that keeps failing is restarted (checkpointing enables restarts), so
+    only a timeout ends it. On timeout the CLI and its Python process are killed and, for target
+    "remote", the attached jobs it submitted are cancelled so they do not hold the cluster's slots.
+    Raises FlinkRunError with the end of the output; the client log is in `<home>/log`.
+    """
+    if target == "remote" and _overview(rest_url(flink_home)) is None:
+        # Otherwise the CLI retries for minutes before giving up.
+        raise ClusterError(f"no Flink cluster answers at {rest_url(flink_home)}; call start_cluster first")
+    command = flink_run_command(flink_home, job_args, target=target, detached=detached, python=python)
+    # A session of its own: on timeout the CLI's JVM and the Python process it started die together.
+    with subprocess.Popen(
+        command,
+        env=flink_env(flink_home, extra_env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                stdout, stderr = process.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                stdout, stderr = process.communicate()
+            job_ids = flink_run_job_ids(stdout)
+            cancelled = job_ids if target == "remote" and not detached else []
+            for job_id in cancelled:
+                _cancel_job(rest_url(flink_home), job_id)
+            raise FlinkRunError(
+                f"flink run did not finish within {timeout}s (submitted: {job_ids}, cancelled: {cancelled}); "
+                f"log: {flink_home / 'log'}\n{_run_failure_detail(stdout, stderr)}",
+                subprocess.CompletedProcess(command, process.returncode, stdout, stderr),
+            ) from None
+    result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+    if result.returncode != 0:
+        raise FlinkRunError(
+            f"flink run exited {result.returncode}; log: {flink_home / 'log'}\n{_run_failure_detail(stdout, stderr)}",
+            result,
+        )
+    return result

@@ -8,6 +8,9 @@ from typing import Any
 
 from modelmon.config import Config
 
+# The metrics topic's upsert key (sinks/metrics.sql.j2): the latest value per key is the current one.
+METRICS_KEY = ("view", "window_start", "model_version", "segment_key", "segment_value")
+
 
 def topic_names(cfg: Config) -> list[str]:
     topics = cfg.topics
@@ -68,6 +71,3 @@ def latest_by_key(rows: Iterator[dict[str, Any]], key_fields: tuple[str, ...]) -
     for row in rows:
         latest[tuple(row[field] for field in key_fields)] = row
     return latest
-
-
-METRICS_KEY = ("view", "window_start", "model_version", "segment_key", "segment_value")
