@@ -40,28 +40,15 @@ import yaml
 
 from modelmon.config import Config
 from modelmon.errors import ModelmonError
-from modelmon.paths import connector_jars, data_dir, gateway_jar
+from modelmon.paths import SOURCE_ROOT, connector_jars, data_dir, gateway_jar
 from modelmon.render import render_job
 
 HOME_DIR_NAME = "flink-home"
 IDENT = "modelmon"  # FLINK_IDENT_STRING: names pid and log files; $USER may be unset in containers.
 LOOPBACK = "127.0.0.1"
 
-# Settings layered over the bundle's conf/config.yaml (which we keep for its env.java.opts.all):
-# every server binds loopback only; memory sized for a small (2-core) machine.
-DEFAULT_CONF: dict[str, object] = {
-    "jobmanager.rpc.address": LOOPBACK,
-    "jobmanager.bind-host": LOOPBACK,
-    "jobmanager.memory.process.size": "1024m",
-    "taskmanager.host": LOOPBACK,
-    "taskmanager.bind-host": LOOPBACK,
-    "taskmanager.memory.process.size": "2048m",
-    "taskmanager.numberOfTaskSlots": 2,
-    "parallelism.default": 1,
-    "rest.address": LOOPBACK,
-    "rest.bind-address": LOOPBACK,
-    "rest.port": 8081,
-}
+# The project's settings, layered over the bundle's conf/config.yaml (kept for its env.java.opts.all).
+PROJECT_CONF = SOURCE_ROOT / "flink-conf" / "config.yaml"
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _FLINK_DIR_VARS = ("FLINK_CONF_DIR", "FLINK_LIB_DIR", "FLINK_OPT_DIR", "FLINK_PLUGINS_DIR", "FLINK_LOG_DIR")
@@ -154,7 +141,7 @@ def _write_conf(bundle_conf: Path, home: Path, conf: Mapping[str, object]) -> No
         "env.log.dir": str(home / "log"),  # the bundle default is site-packages/pyflink/log
         "env.pid.dir": str(home / "run"),  # the default /tmp is shared with any other Flink
     }
-    merged |= DEFAULT_CONF
+    merged |= _flatten(yaml.safe_load(PROJECT_CONF.read_text()) or {})
     merged |= conf
     # Flink 2 reads flattened keys in config.yaml; config.sh greps env.java.home only in that form.
     _write_if_changed(folder / "config.yaml", yaml.safe_dump(merged, sort_keys=True, width=1 << 16))
