@@ -21,6 +21,7 @@ The client exits 0 even when a statement fails (it stops at the first failing st
 
 from __future__ import annotations
 
+import contextlib
 import filecmp
 import importlib.util
 import json
@@ -483,6 +484,12 @@ def _cancel_job(url: str, job_id: str) -> None:
         pass
 
 
+def _kill_group(pid: int, sig: signal.Signals) -> None:
+    """Signal a process group; it may have ended on its own meanwhile."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)
+
+
 def _run_failure_detail(stdout: str, stderr: str) -> str:
     """The Python program's output (its traceback lands on stdout) and the CLI's exception lines
     (stderr) without the Java stack frames."""
@@ -527,11 +534,11 @@ def flink_run(
         try:
             stdout, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGTERM)
+            _kill_group(process.pid, signal.SIGTERM)
             try:
                 stdout, stderr = process.communicate(timeout=15)
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+                _kill_group(process.pid, signal.SIGKILL)
                 stdout, stderr = process.communicate()
             job_ids = flink_run_job_ids(stdout)
             cancelled = job_ids if target == "remote" and not detached else []

@@ -1,7 +1,8 @@
 """The modelmon Flink SQL job: renders the templates and runs them as one STATEMENT SET.
 
 Entry points: `modelmon run` (local minicluster), and on any Flink 2.x cluster
-`flink run -py pipelines/job.py -- --config modelmon.yaml [--bounded]`.
+`flink run -pyclientexec .venv/bin/python -pym modelmon.pipelines.job -- --config modelmon.yaml [--bounded]`
+(add `-d` to submit a streaming job and return).
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ def create_table_env(cfg: Config, job: RenderedJob) -> Any:
     return t_env
 
 
-def submit(cfg: Config, *, bounded: bool) -> Any:
-    """Create the tables and views, submit the inserts as one job and return its TableResult."""
+def submit(cfg: Config, *, bounded: bool) -> tuple[Any, bool]:
+    """Create the tables and views, submit the inserts as one job; return its TableResult and whether
+    the client is attached (`flink run -d` detaches: then nobody waits for the job)."""
     job = render_job(cfg, bounded=bounded)
     t_env = create_table_env(cfg, job)
     for statement in job.setup:
@@ -43,13 +45,15 @@ def submit(cfg: Config, *, bounded: bool) -> Any:
     client = result.get_job_client()
     if client is not None:
         log.info("submitted job %s (%s)", client.get_job_id(), "bounded" if bounded else "streaming")
-    return result
+    return result, t_env.get_config().get("execution.attached", "true") != "false"
 
 
 def run(cfg: Config, *, bounded: bool) -> None:
     """Run until the job ends: a bounded run ends once both topics are read; a streaming run runs until
     Ctrl-C or SIGTERM, which cancel it (its last checkpoint is kept for a restart)."""
-    result = submit(cfg, bounded=bounded)
+    result, attached = submit(cfg, bounded=bounded)
+    if not attached:
+        return
     try:
         result.wait()
     except KeyboardInterrupt:

@@ -49,7 +49,7 @@ def test_bounded_job_via_flink_run_on_standalone_cluster(
     kafka_broker: LocalKafka, data_dir: Path, tmp_path: Path, flink_cluster: tuple[Path, str]
 ) -> None:
     home, url = flink_cluster
-    cfg = fresh_config(data_dir, {"join": {"label_horizon": "3min", "max_label_skew": "10s"}, "job": {"checkpoint_interval": "1s"}})
+    cfg = fresh_config(data_dir, {"join": {"label_horizon": "3min", "max_label_skew": "10s"}})
     predictions, labels = small_dataset(600)
     produce(cfg, cfg.topics.predictions, json_records(predictions, "event_time"))
     produce(cfg, cfg.topics.labels, json_records(labels, "label_time"))
