@@ -200,7 +200,7 @@ def sql_client(ctx: click.Context, sql_file: Path | None, bounded: bool) -> None
     Try `SELECT * FROM live_metrics;` or `SELECT reason, COUNT(*) FROM predictions_checked GROUP BY reason;`.
     Queries run on a local minicluster inside the client, against the configured Kafka topics.
     """
-    from modelmon.sqlclient import open_sql_client, run_sql_script
+    from modelmon.flink_dist import open_sql_client, run_sql_script
 
     if sql_file is None:
         sys.exit(open_sql_client(_config(ctx), bounded=bounded))

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from modelmon.config import Config
+from modelmon.flink_dist import flink_run, flink_run_job_ids, prepare_flink_home, start_cluster, stop_cluster
 from modelmon.kafka_local import LocalKafka
 from modelmon.paths import gateway_jar
-from modelmon.sqlclient import flink_run, flink_run_job_ids, prepare_flink_home, start_cluster, stop_cluster
 from modelmon.topics import METRICS_KEY, latest_by_key, read_topic
 from tests.integration.test_live_view import small_dataset
 from tests.kafka_helpers import fresh_config, json_records, produce, write_config

@@ -1,4 +1,5 @@
-"""Run Flink SQL script files with the SQL client that ships in the PyFlink pip bundle.
+"""The Flink distribution inside the PyFlink pip bundle, made usable: a Flink home, the SQL client,
+a standalone cluster, and `flink run` submissions of the modelmon job.
 
 The pip bundle (site-packages/pyflink) is nearly a Flink distribution, but its `opt/` lacks the
 flink-sql-gateway jar, so `bin/sql-client.sh` dies with NoClassDefFoundError (DefaultContext). Rather
