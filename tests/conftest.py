@@ -9,7 +9,8 @@ from tests.kafka_helpers import start_broker
 
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
-    """One real KRaft broker for the whole session, on test ports; every test uses its own topics."""
+    """One real KRaft broker for the whole session (integration and e2e tiers), on test ports; every test
+    uses its own topics."""
     yield from start_broker(tmp_path_factory.mktemp("kafka"))
 
 
