@@ -135,7 +135,9 @@ class JoinConfig(Section):
     """The interval join: label_time BETWEEN event_time - max_label_skew AND event_time + label_horizon."""
 
     label_horizon: Duration = timedelta(hours=6)
-    max_label_skew: DurationOrZero = timedelta(minutes=1)
+    # Clock skew between the model service and the labelling system. The live view waits this long beyond
+    # out_of_orderness before closing a window (an early label joins only when its prediction arrives).
+    max_label_skew: DurationOrZero = timedelta(seconds=10)
 
 
 class WindowsConfig(Section):

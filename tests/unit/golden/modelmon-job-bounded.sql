@@ -223,7 +223,7 @@ SELECT
 FROM predictions_checked AS p
 JOIN labels_checked AS l
   ON p.transaction_id = l.transaction_id
- AND l.label_time BETWEEN p.event_time - INTERVAL '0 00:01:00.000' DAY TO SECOND(3)
+ AND l.label_time BETWEEN p.event_time - INTERVAL '0 00:00:10.000' DAY TO SECOND(3)
                       AND p.event_time + INTERVAL '0 06:00:00.000' DAY TO SECOND(3)
 WHERE p.reason IS NULL AND l.reason IS NULL;
 

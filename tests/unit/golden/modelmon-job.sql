@@ -89,7 +89,7 @@ CREATE TABLE labelled_predictions_replay (
                   AS TIMESTAMP(3)) END,
   -- A label that came before its prediction (up to max_label_skew) leaves the join only once the prediction
   -- arrives, that much behind the others: the watermark waits for it.
-  WATERMARK FOR label_ts AS label_ts - INTERVAL '0 00:00:05.000' DAY TO SECOND(3) - INTERVAL '0 00:01:00.000' DAY TO SECOND(3)
+  WATERMARK FOR label_ts AS label_ts - INTERVAL '0 00:00:05.000' DAY TO SECOND(3) - INTERVAL '0 00:00:10.000' DAY TO SECOND(3)
 ) WITH (
 'connector' = 'kafka',
   'topic' = 'labelled-predictions',
@@ -256,7 +256,7 @@ SELECT
 FROM predictions_checked AS p
 JOIN labels_checked AS l
   ON p.transaction_id = l.transaction_id
- AND l.label_time BETWEEN p.event_time - INTERVAL '0 00:01:00.000' DAY TO SECOND(3)
+ AND l.label_time BETWEEN p.event_time - INTERVAL '0 00:00:10.000' DAY TO SECOND(3)
                       AND p.event_time + INTERVAL '0 06:00:00.000' DAY TO SECOND(3)
 WHERE p.reason IS NULL AND l.reason IS NULL;
 
