@@ -3,8 +3,10 @@ the metrics topic printed as rows arrive."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +18,9 @@ from modelmon.paths import data_dir
 from modelmon.topics import ensure_topics
 from modelmon.watch import watch_metrics
 
+# Long enough for the simulator's final flush and the job's cancellation.
+STOP_GRACE_S = 45.0
+
 
 def _write_effective_config(cfg: Config) -> Path:
     """The job and simulator run as child processes; they get exactly this process's config."""
@@ -25,9 +30,28 @@ def _write_effective_config(cfg: Config) -> Path:
     return path
 
 
-def _spawn(args: list[str], log: Path | None) -> subprocess.Popen[bytes]:
-    out = open(log, "ab") if log else None  # noqa: SIM115 - handed to the child, closed with it
-    return subprocess.Popen([sys.executable, "-m", "modelmon.cli", *args], stdout=out, stderr=out)
+def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """A modelmon command as a child process, its output appended to `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "modelmon.cli", *args], stdout=out, stderr=out)
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM (each child then stops cleanly: the job is cancelled, the simulator flushes), SIGKILL after a
+    grace period; a second Ctrl-C meanwhile must not leave them running."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for child in children:
+            child.terminate()
+        deadline = time.monotonic() + STOP_GRACE_S
+        for child in children:
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run_demo(cfg: Config, *, echo: Callable[[str], None]) -> None:
@@ -50,10 +74,9 @@ def run_demo(cfg: Config, *, echo: Callable[[str], None]) -> None:
     )
     try:
         watch_metrics(cfg, from_beginning=False, echo=echo)
+    except KeyboardInterrupt:
+        pass
     finally:
-        for child in (simulator, job):
-            child.terminate()
-        for child in (simulator, job):
-            child.wait(timeout=60)
+        _stop([simulator, job])
         echo(f"stopped the job and the simulator; Kafka keeps running ({LocalKafka(cfg).status().describe()})")
         echo("stop it with: modelmon kafka stop")
