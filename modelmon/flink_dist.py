@@ -43,6 +43,7 @@ import yaml
 from modelmon.config import Config
 from modelmon.errors import ModelmonError
 from modelmon.paths import SOURCE_ROOT, connector_jars, data_dir, gateway_jar
+from modelmon.processes import alive
 from modelmon.render import render_job
 
 HOME_DIR_NAME = "flink-home"
@@ -364,17 +365,6 @@ def start_cluster(flink_home: Path, *, timeout: float = 120.0) -> str:
     raise ClusterError(f"no TaskManager registered at {url} within {timeout:.0f}s; jobmanager log:\n{jm_log}")
 
 
-def _alive(pid: int) -> bool:
-    """Whether a process with this pid exists (signal 0 only checks)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _daemon_pids(flink_home: Path) -> list[int]:
     """Live pids from the pid files flink-daemon.sh keeps in run/."""
     pids = (
@@ -383,7 +373,7 @@ def _daemon_pids(flink_home: Path) -> list[int]:
         for word in pid_file.read_text().split()
         if word.isdigit()
     )
-    return [pid for pid in pids if _alive(pid)]
+    return [pid for pid in pids if alive(pid)]
 
 
 def stop_cluster(flink_home: Path, *, timeout: float = 60.0) -> None:
@@ -397,11 +387,11 @@ def stop_cluster(flink_home: Path, *, timeout: float = 60.0) -> None:
         raise ClusterError(f"stop-cluster.sh exited {stopped.returncode}:\n{stopped.stdout}{stopped.stderr}")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        alive = [pid for pid in running if _alive(pid)]
-        if not alive:
+        remaining = [pid for pid in running if alive(pid)]
+        if not remaining:
             return
         time.sleep(0.5)
-    raise ClusterError(f"Flink daemons still running after {timeout:.0f}s: pids {alive}")
+    raise ClusterError(f"Flink daemons still running after {timeout:.0f}s: pids {remaining}")
 
 
 def open_sql_client(cfg: Config, *, bounded: bool) -> int:

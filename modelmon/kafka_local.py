@@ -19,6 +19,7 @@ from pathlib import Path
 from modelmon.config import Config
 from modelmon.errors import ModelmonError
 from modelmon.paths import jars, kafka_dir
+from modelmon.processes import alive
 
 LOG4J2 = """\
 Configuration:
@@ -87,9 +88,9 @@ class LocalKafka:
         if pid is not None:
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout_s
-            while _alive(pid) and time.monotonic() < deadline:
+            while alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
         self.pid_file.unlink(missing_ok=True)
         return self.status()
@@ -99,7 +100,7 @@ class LocalKafka:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if _alive(pid) else None
+        return pid if alive(pid) else None
 
     def _classpath(self) -> str:
         return os.pathsep.join(str(jar) for jar in jars(self.cfg, "kafka"))
@@ -160,21 +161,6 @@ class LocalKafka:
                 return
             time.sleep(0.5)
         raise KafkaError(f"the Kafka broker did not answer on {self.bootstrap} in time; see {self.log_file}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child (the broker started by this very process and since exited) is not alive.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def _port_open(host: str, port: int) -> bool:
