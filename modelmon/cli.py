@@ -128,9 +128,15 @@ def render(ctx: click.Context, out: Path, bounded: bool, to_stdout: bool) -> Non
     is_flag=True,
     help="Read both topics up to their offsets at start, fire every window and exit (backfills, tests).",
 )
+@click.option(
+    "--fresh", is_flag=True, help="Do not resume from the last streaming run's checkpoint (offsets, join state)."
+)
 @click.pass_context
-def run(ctx: click.Context, bounded: bool) -> None:
-    """Run the job on a local Flink minicluster."""
+def run(ctx: click.Context, bounded: bool, fresh: bool) -> None:
+    """Run the job on a local Flink minicluster.
+
+    A streaming run resumes where the previous one stopped (its newest checkpoint under paths.data_dir).
+    """
     from modelmon.pipelines.job import run as run_job
     from modelmon.topics import ensure_topics
 
@@ -138,7 +144,7 @@ def run(ctx: click.Context, bounded: bool) -> None:
     ensure_topics(cfg)
     click.echo(f"running the modelmon job ({'bounded' if bounded else 'streaming'}) on a local minicluster", err=True)
     try:
-        run_job(cfg, bounded=bounded)
+        run_job(cfg, bounded=bounded, resume=not fresh)
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
 

@@ -14,8 +14,15 @@ def data_dir(cfg: Config) -> Path:
     return cfg.paths.data_dir.resolve()
 
 
-def checkpoint_dir(cfg: Config) -> Path:
-    return data_dir(cfg) / "checkpoints" / cfg.job.name
+def checkpoint_dir(cfg: Config, *, bounded: bool) -> Path:
+    """Streaming and bounded runs plan different jobs, so they never resume from each other's state."""
+    return data_dir(cfg) / "checkpoints" / cfg.job.name / ("bounded" if bounded else "streaming")
+
+
+def latest_checkpoint(cfg: Config) -> Path | None:
+    """The newest complete checkpoint a streaming run left behind (they are kept when a run is stopped)."""
+    complete = [metadata.parent for metadata in checkpoint_dir(cfg, bounded=False).glob("*/chk-*/_metadata")]
+    return max(complete, key=lambda path: path.stat().st_mtime, default=None)
 
 
 def kafka_dir(cfg: Config) -> Path:

@@ -80,7 +80,7 @@ class RenderedJob:
         return f"{self.to_init_script()}\nEXECUTE STATEMENT SET\nBEGIN\n\n{body}\n\nEND;\n"
 
 
-def job_settings(cfg: Config) -> dict[str, str]:
+def job_settings(cfg: Config, *, bounded: bool) -> dict[str, str]:
     """Flink configuration of the job; applied by the Python runner and rendered as SET for the SQL client."""
     return {
         "pipeline.name": cfg.job.name,
@@ -89,7 +89,7 @@ def job_settings(cfg: Config) -> dict[str, str]:
         "table.local-time-zone": "UTC",
         "execution.checkpointing.interval": f"{millis(cfg.job.checkpoint_interval)} ms",
         "execution.checkpointing.mode": "EXACTLY_ONCE",
-        "execution.checkpointing.dir": checkpoint_dir(cfg).resolve().as_uri(),
+        "execution.checkpointing.dir": checkpoint_dir(cfg, bounded=bounded).as_uri(),
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "state.backend.type": cfg.job.state_backend,
         # The metrics sink upserts by window/model/segment; its inputs are append-only window rows, so
@@ -115,7 +115,7 @@ def render_job(cfg: Config, *, bounded: bool = False) -> RenderedJob:
 
     sources = SOURCES if bounded else SOURCES + STREAMING_SOURCES
     return RenderedJob(
-        settings=job_settings(cfg),
+        settings=job_settings(cfg, bounded=bounded),
         setup=render(sources) + render(SINKS) + render(VIEWS),
         inserts=render(INSERTS),
     )

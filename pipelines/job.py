@@ -14,7 +14,7 @@ from typing import Any
 
 from modelmon.config import Config, load_config
 from modelmon.errors import stop_on_sigterm
-from modelmon.paths import connector_jars
+from modelmon.paths import connector_jars, latest_checkpoint
 from modelmon.render import RenderedJob, render_job
 
 log = logging.getLogger(__name__)
@@ -31,11 +31,19 @@ def create_table_env(cfg: Config, job: RenderedJob) -> Any:
     return t_env
 
 
-def submit(cfg: Config, *, bounded: bool) -> tuple[Any, bool]:
+def submit(cfg: Config, *, bounded: bool, resume: bool = True) -> tuple[Any, bool]:
     """Create the tables and views, submit the inserts as one job; return its TableResult and whether
-    the client is attached (`flink run -d` detaches: then nobody waits for the job)."""
+    the client is attached (`flink run -d` detaches: then nobody waits for the job).
+
+    A streaming run resumes from the newest checkpoint of the previous one (offsets, join and window
+    state), so stopping and starting again neither loses nor double-counts; `resume=False` starts afresh.
+    """
     job = render_job(cfg, bounded=bounded)
     t_env = create_table_env(cfg, job)
+    checkpoint = latest_checkpoint(cfg) if resume and not bounded else None
+    if checkpoint is not None:
+        log.info("resuming from checkpoint %s", checkpoint)
+        t_env.get_config().set("execution.state-recovery.path", checkpoint.as_uri())
     for statement in job.setup:
         t_env.execute_sql(statement)
     statements = t_env.create_statement_set()
@@ -48,10 +56,10 @@ def submit(cfg: Config, *, bounded: bool) -> tuple[Any, bool]:
     return result, t_env.get_config().get("execution.attached", "true") != "false"
 
 
-def run(cfg: Config, *, bounded: bool) -> None:
+def run(cfg: Config, *, bounded: bool, resume: bool = True) -> None:
     """Run until the job ends: a bounded run ends once both topics are read; a streaming run runs until
-    Ctrl-C or SIGTERM, which cancel it (its last checkpoint is kept for a restart)."""
-    result, attached = submit(cfg, bounded=bounded)
+    Ctrl-C or SIGTERM, which cancel it (its last checkpoint is kept for the next start)."""
+    result, attached = submit(cfg, bounded=bounded, resume=resume)
     if not attached:
         return
     try:
@@ -68,10 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="modelmon-job", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="YAML config file (default: built-in defaults)")
     parser.add_argument("--bounded", action="store_true", help="read the topics up to their current end, then exit")
+    parser.add_argument("--fresh", action="store_true", help="do not resume from the last streaming checkpoint")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop_on_sigterm()
-    run(load_config(args.config), bounded=args.bounded)
+    run(load_config(args.config), bounded=args.bounded, resume=not args.fresh)
     return 0
 
 
