@@ -96,3 +96,14 @@ def run_cli(config_file: Path, *args: str, timeout: float = 600) -> subprocess.C
         timeout=timeout,
         check=False,
     )
+
+
+LiveRows = dict[tuple[str, str], dict[str, Any]]
+
+
+def live_rows(cfg: Config, *, idle_timeout_s: float = 5.0) -> LiveRows:
+    """The metrics topic's current live rows (latest per key), keyed by (window_start, model_version)."""
+    from modelmon.topics import METRICS_KEY, latest_by_key, read_topic
+
+    rows = latest_by_key(read_topic(cfg, cfg.topics.metrics, idle_timeout_s=idle_timeout_s), METRICS_KEY)
+    return {(key[1], key[2]): row for key, row in rows.items() if key[0] == "live"}

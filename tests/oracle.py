@@ -67,3 +67,11 @@ def live_view(pairs: list[dict[str, Any]], window: timedelta) -> dict[tuple[str,
             "f1": _nan_to_none(f1_score(y_true, y_pred, zero_division=np.nan)),
         }
     return expected
+
+
+COUNTS = ("n_labelled", "tp", "fp", "tn", "fn")
+
+
+def counts(rows: dict[tuple[str, str], dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Only the exact counts of each row, for comparisons that must hold to the unit."""
+    return {key: {name: row[name] for name in COUNTS} for key, row in rows.items()}

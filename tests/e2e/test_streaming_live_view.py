@@ -16,16 +16,13 @@ from typing import Any
 import pytest
 from modelmon.producers.simulator import generate
 
-from modelmon.config import Config
 from modelmon.kafka_local import LocalKafka
-from modelmon.topics import METRICS_KEY, latest_by_key, read_topic
-from tests.kafka_helpers import fresh_config, write_config
-from tests.oracle import join_labels, live_view
+from tests.kafka_helpers import fresh_config, live_rows, write_config
+from tests.oracle import counts, join_labels, live_view
 
 pytestmark = pytest.mark.integration
 
 DEADLINE_S = 180
-COUNTS = ("n_labelled", "tp", "fp", "tn", "fn")
 
 
 def _start(config_file: Path, *args: str, log: Path) -> subprocess.Popen[bytes]:
@@ -35,11 +32,6 @@ def _start(config_file: Path, *args: str, log: Path) -> subprocess.Popen[bytes]:
         stdout=out,
         stderr=subprocess.STDOUT,
     )
-
-
-def _live_rows(cfg: Config) -> dict[tuple[str, str], dict[str, Any]]:
-    rows = latest_by_key(read_topic(cfg, cfg.topics.metrics, idle_timeout_s=2), METRICS_KEY)
-    return {(key[1], key[2]): row for key, row in rows.items() if key[0] == "live"}
 
 
 def test_live_rows_within_three_minutes_and_exact(kafka_broker: LocalKafka, data_dir: Path, tmp_path: Path) -> None:
@@ -59,7 +51,7 @@ def test_live_rows_within_three_minutes_and_exact(kafka_broker: LocalKafka, data
         lag_after_window_end: dict[tuple[str, str], float] = {}  # seen within 5 s of polling
         while time.monotonic() - started < DEADLINE_S + 120:
             assert job.poll() is None, (tmp_path / "job.log").read_text()[-3000:]
-            live = _live_rows(cfg)
+            live = live_rows(cfg, idle_timeout_s=2)
             if live and first_row_s is None:
                 first_row_s = time.monotonic() - started
             for key, row in live.items():
@@ -87,6 +79,5 @@ def test_live_rows_within_three_minutes_and_exact(kafka_broker: LocalKafka, data
     data = generate(cfg.simulator, origin, n_transactions=int(elapsed_s * cfg.simulator.rate) + 100)
     sent_labels = [label for label in data.labels if datetime.fromisoformat(label["label_time"]) < datetime.now(UTC)]
     pairs = join_labels(data.predictions, sent_labels, horizon=cfg.join.label_horizon, skew=cfg.join.max_label_skew)
-    expected = live_view(pairs, cfg.windows.size)
-    for key, row in complete.items():
-        assert {k: row[k] for k in COUNTS} == {k: expected[key][k] for k in COUNTS}, key
+    expected = counts(live_view(pairs, cfg.windows.size))
+    assert counts(complete) == {key: expected[key] for key in complete}

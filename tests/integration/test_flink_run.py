@@ -14,16 +14,14 @@ from modelmon.config import Config
 from modelmon.flink_dist import flink_run, flink_run_job_ids, prepare_flink_home, start_cluster, stop_cluster
 from modelmon.kafka_local import LocalKafka
 from modelmon.paths import gateway_jar
-from modelmon.topics import METRICS_KEY, latest_by_key, read_topic
 from tests.integration.test_live_view import small_dataset
-from tests.kafka_helpers import fresh_config, json_records, produce, write_config
-from tests.oracle import join_labels, live_view
+from tests.kafka_helpers import fresh_config, json_records, live_rows, produce, write_config
+from tests.oracle import counts, join_labels, live_view
 
 pytestmark = pytest.mark.integration
 
 # Not the default 8081, so the test never meets (or stops) a cluster a user or the demo runs.
 REST_PORT = 18081
-COUNTS = ("n_labelled", "tp", "fp", "tn", "fn")
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +60,8 @@ def test_bounded_job_via_flink_run_on_standalone_cluster(
     # Attached, the CLI returns only once the bounded job has ended, not once it is submitted.
     assert _job_state(url, job_ids[0]) == "FINISHED"
 
-    rows = latest_by_key(read_topic(cfg, cfg.topics.metrics), METRICS_KEY)
-    actual = {(key[1], key[2]): {k: row[k] for k in COUNTS} for key, row in rows.items()}
-    assert all(row["view"] == "live" and row["is_final"] is True for row in rows.values())
+    rows = live_rows(cfg)
+    assert all(row["is_final"] is True for row in rows.values())
     pairs = join_labels(predictions, labels, horizon=cfg.join.label_horizon, skew=cfg.join.max_label_skew)
-    expected = {key: {k: want[k] for k in COUNTS} for key, want in live_view(pairs, cfg.windows.size).items()}
-    assert expected and actual == expected
+    expected = counts(live_view(pairs, cfg.windows.size))
+    assert expected and counts(rows) == expected

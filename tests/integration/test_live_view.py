@@ -13,9 +13,9 @@ from modelmon.producers.simulator import generate, iso_utc
 
 from modelmon.config import Config, SimulatorConfig
 from modelmon.kafka_local import LocalKafka
-from modelmon.topics import METRICS_KEY, latest_by_key, read_topic
-from tests.kafka_helpers import fresh_config, json_records, produce, run_cli, write_config
-from tests.oracle import join_labels, live_view
+from modelmon.topics import read_topic
+from tests.kafka_helpers import fresh_config, json_records, live_rows, produce, run_cli, write_config
+from tests.oracle import COUNTS, join_labels, live_view
 
 pytestmark = pytest.mark.integration
 
@@ -121,8 +121,7 @@ def test_bounded_live_view_equals_sklearn(kafka_broker: LocalKafka, data_dir: Pa
     result = run_cli(write_config(cfg, tmp_path / "modelmon.yaml"), "run", "--bounded")
     assert result.returncode == 0, result.stderr[-3000:]
 
-    rows = latest_by_key(read_topic(cfg, cfg.topics.metrics), METRICS_KEY)
-    actual = {(key[1], key[2]): row for key, row in rows.items()}
+    actual = live_rows(cfg)
     pairs = join_labels(predictions, labels, horizon=cfg.join.label_horizon, skew=cfg.join.max_label_skew)
     expected = live_view(pairs, cfg.windows.size)
 
@@ -131,7 +130,7 @@ def test_bounded_live_view_equals_sklearn(kafka_broker: LocalKafka, data_dir: Pa
     for key, want in expected.items():
         got = actual[key]
         assert got["view"] == "live" and got["is_final"] is True and got["segment_key"] == "*"
-        for name in ("n_labelled", "tp", "fp", "tn", "fn"):
+        for name in COUNTS:
             assert got[name] == want[name], (key, name)
         for name in ("accuracy", "precision", "recall", "f1"):
             assert got[name] == pytest.approx(want[name], abs=1e-12), (key, name)

@@ -7,14 +7,11 @@ from pathlib import Path
 import pytest
 
 from modelmon.kafka_local import LocalKafka
-from modelmon.topics import METRICS_KEY, latest_by_key, read_topic
 from tests.integration.test_live_view import small_dataset
-from tests.kafka_helpers import fresh_config, json_records, produce, run_cli, write_config
-from tests.oracle import join_labels, live_view
+from tests.kafka_helpers import fresh_config, json_records, live_rows, produce, run_cli, write_config
+from tests.oracle import counts, join_labels, live_view
 
 pytestmark = pytest.mark.integration
-
-COUNTS = ("n_labelled", "tp", "fp", "tn", "fn")
 
 
 def test_rendered_job_runs_in_sql_client(kafka_broker: LocalKafka, data_dir: Path, tmp_path: Path) -> None:
@@ -31,8 +28,6 @@ def test_rendered_job_runs_in_sql_client(kafka_broker: LocalKafka, data_dir: Pat
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert "Complete execution of the SQL update statement" in ran.stdout
 
-    rows = latest_by_key(read_topic(cfg, cfg.topics.metrics), METRICS_KEY)
-    actual = {(key[1], key[2]): {k: row[k] for k in COUNTS} for key, row in rows.items()}
     pairs = join_labels(predictions, labels, horizon=cfg.join.label_horizon, skew=cfg.join.max_label_skew)
-    expected = {key: {k: want[k] for k in COUNTS} for key, want in live_view(pairs, cfg.windows.size).items()}
-    assert expected and actual == expected
+    expected = counts(live_view(pairs, cfg.windows.size))
+    assert expected and counts(live_rows(cfg)) == expected

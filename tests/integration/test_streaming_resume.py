@@ -11,20 +11,18 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from modelmon.producers.simulator import TimedRecord, epoch_millis, generate, is_prediction
 
 from modelmon.config import Config, SimulatorConfig
 from modelmon.kafka_local import LocalKafka
-from modelmon.topics import METRICS_KEY, latest_by_key, read_topic
-from tests.kafka_helpers import fresh_config, produce, write_config
+from modelmon.topics import read_topic
+from tests.kafka_helpers import LiveRows, fresh_config, live_rows, produce, write_config
 from tests.oracle import join_labels, live_view
 
 pytestmark = pytest.mark.integration
 
-Rows = dict[tuple[str, str], dict[str, Any]]
 START = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 
 
@@ -34,12 +32,7 @@ def _produce(cfg: Config, records: list[TimedRecord]) -> None:
         produce(cfg, topic, ((r.key.encode(), json.dumps(r.value).encode(), epoch_millis(r.due_time)) for r in chosen))
 
 
-def _live_rows(cfg: Config) -> Rows:
-    rows = latest_by_key(read_topic(cfg, cfg.topics.metrics, idle_timeout_s=2), METRICS_KEY)
-    return {(key[1], key[2]): row for key, row in rows.items()}
-
-
-def _run_until(config_file: Path, log: Path, cfg: Config, done: Callable[[Rows], bool], timeout_s: float) -> None:
+def _run_until(config_file: Path, log: Path, cfg: Config, done: Callable[[LiveRows], bool], timeout_s: float) -> None:
     """Run the streaming job until `done(rows)` holds, then stop it as a user would (SIGTERM)."""
     with log.open("ab") as out:
         job = subprocess.Popen(
@@ -49,7 +42,7 @@ def _run_until(config_file: Path, log: Path, cfg: Config, done: Callable[[Rows],
         )
     try:
         deadline = time.monotonic() + timeout_s
-        while not done(_live_rows(cfg)):
+        while not done(live_rows(cfg, idle_timeout_s=2)):
             assert job.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(3)
         time.sleep(2 * cfg.job.checkpoint_interval.total_seconds())  # a checkpoint after the rows seen
@@ -84,7 +77,7 @@ def test_stop_and_start_again_joins_every_label_once(kafka_broker: LocalKafka, d
     )
     # No window counts a label twice, whatever the restart replayed.
     expected = live_view(pairs, cfg.windows.size)
-    for key, row in _live_rows(cfg).items():
+    for key, row in live_rows(cfg, idle_timeout_s=2).items():
         assert row["n_labelled"] <= expected[key]["n_labelled"], key
 
 
