@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,6 +26,7 @@ from pydantic import (
     PlainSerializer,
     TypeAdapter,
     ValidationError,
+    field_validator,
 )
 
 from modelmon.errors import ModelmonError
@@ -76,6 +79,13 @@ def _positive_millis(value: timedelta) -> timedelta:
 
 def _non_negative_millis(value: timedelta) -> timedelta:
     return value if value == timedelta(0) else _positive_millis(value)
+
+
+def _whole_seconds(value: timedelta) -> timedelta:
+    # Window bounds are computed in whole seconds in SQL (cohort windows from event_time arithmetic).
+    if value % timedelta(seconds=1):
+        raise ValueError(f"must be a whole number of seconds, got {format_duration(value)}")
+    return value
 
 
 def _pattern(regex: str, what: str) -> AfterValidator:
@@ -141,7 +151,7 @@ class JoinConfig(Section):
 
 
 class WindowsConfig(Section):
-    size: Duration = timedelta(minutes=1)
+    size: Annotated[Duration, AfterValidator(_whole_seconds)] = timedelta(minutes=1)
     # How far behind the newest event time a record may arrive and still count.
     out_of_orderness: DurationOrZero = timedelta(seconds=5)
     # A partition silent this long stops holding the watermark back.
@@ -153,6 +163,10 @@ class JobConfig(Section):
     parallelism: int = Field(1, ge=1, le=1024)
     checkpoint_interval: Duration = timedelta(seconds=10)
     state_backend: Literal["hashmap", "rocksdb"] = "hashmap"
+    # The Python that runs the job's UDFs (in every TaskManager); it must have modelmon installed.
+    python: Annotated[str, _pattern(r"[A-Za-z0-9_./+-]{1,1024}", "interpreter path")] = Field(
+        default_factory=lambda: sys.executable
+    )
 
 
 class SimulatorConfig(Section):
@@ -170,6 +184,115 @@ class SimulatorConfig(Section):
     seed: int = 42
 
 
+# Columns of the predictions that the job reads itself; a segment column may not reuse one of these names.
+CORE_COLUMNS = frozenset(
+    {
+        "transaction_id",
+        "model_version",
+        "predicted_fraud_score",
+        "predicted_fraud",
+        "event_time",
+        "actual_fraud",
+        "label_time",
+        "label_latency_s",
+        "reason",
+        "payload",
+    }
+)
+
+
+class SegmentConfig(Section):
+    """A prediction field to break metrics down by; only the listed values are reported on their own."""
+
+    name: Identifier
+    # The top values by volume, each reported as its own segment; every other value (and a missing one) is
+    # reported as 'other', so the number of series downstream stays bounded.
+    values: tuple[Label, ...] = Field(min_length=1, max_length=100)
+
+    @field_validator("name")
+    @classmethod
+    def _not_core(cls, value: str) -> str:
+        if value in CORE_COLUMNS:
+            raise ValueError(f"{value!r} is a column modelmon reads itself; choose another segment name")
+        return value
+
+
+_DEFAULT_SEGMENTS = (
+    SegmentConfig(name="country", values=("US", "GB", "DE", "FR", "BR")),
+    SegmentConfig(name="merchant_category", values=("grocery", "travel", "electronics", "gaming")),
+)
+
+
+def _increasing(value: tuple[timedelta, ...]) -> tuple[timedelta, ...]:
+    if any(a >= b for a, b in pairwise(value)):
+        raise ValueError("latency bucket edges must be strictly increasing")
+    if any(edge % timedelta(seconds=1) for edge in value):
+        raise ValueError("latency bucket edges must be whole seconds")
+    return value
+
+
+class MetricsConfig(Section):
+    """How finely the job bins scores and label latencies (the histograms behind AUC, calibration, drift)."""
+
+    # Equal-width score bins for ROC/PR AUC, PSI and KS; the AUC's error bound shrinks as they grow.
+    score_bins: int = Field(100, ge=10, le=1000)
+    # Equal-width bins of the reliability diagram, ECE and MCE (scikit-learn's calibration_curve bins).
+    calibration_bins: int = Field(10, ge=2, le=100)
+    # Upper edges of the label-latency buckets behind p50/p95; a last bucket above the top edge is open.
+    latency_buckets: Annotated[tuple[Duration, ...], AfterValidator(_increasing)] = Field(
+        tuple(
+            timedelta(seconds=s)
+            for s in (
+                1,
+                2,
+                5,
+                10,
+                20,
+                30,
+                45,
+                60,
+                90,
+                120,
+                180,
+                240,
+                300,
+                450,
+                600,
+                900,
+                1200,
+                1800,
+                2700,
+                3600,
+                5400,
+                7200,
+                10800,
+                14400,
+                21600,
+                43200,
+                86400,
+            )
+        ),
+        min_length=1,
+        max_length=64,
+    )
+
+
+class CohortConfig(Section):
+    """The cohort view: per window of prediction time, revised as its labels arrive."""
+
+    # At most one provisional revision per window and interval of label time; the final one follows once the
+    # label horizon has passed.
+    revision_interval: Annotated[Duration, AfterValidator(_whole_seconds)] = timedelta(seconds=10)
+
+
+class DriftConfig(Section):
+    """The reference score distribution that prediction drift (PSI, KS) is measured against."""
+
+    # Scores of a reference period (e.g. the validation set): one number per line, or JSON lines with a
+    # predicted_fraud_score. Without it, drift columns are null. `modelmon reference` writes one.
+    reference_file: Path | None = None
+
+
 class PathsConfig(Section):
     data_dir: Path = Path(".modelmon")
     # Default: jvm/target of the source checkout (filled by `make jars`).
@@ -185,6 +308,18 @@ class Config(Section):
     job: JobConfig = JobConfig()
     simulator: SimulatorConfig = SimulatorConfig()
     paths: PathsConfig = PathsConfig()
+    segments: tuple[SegmentConfig, ...] = Field(_DEFAULT_SEGMENTS, max_length=8)
+    metrics: MetricsConfig = MetricsConfig()
+    cohort: CohortConfig = CohortConfig()
+    drift: DriftConfig = DriftConfig()
+
+    @field_validator("segments")
+    @classmethod
+    def _unique_names(cls, value: tuple[SegmentConfig, ...]) -> tuple[SegmentConfig, ...]:
+        names = [segment.name for segment in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"each segment name may appear once, got {names}")
+        return value
 
 
 def _set_nested(target: dict[str, Any], keys: list[str], value: Any) -> None:

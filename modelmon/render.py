@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -19,12 +21,15 @@ MAX_ID_LENGTH = 256
 SOURCES = ("sources/predictions_raw", "sources/labels_raw")
 STREAMING_SOURCES = ("sources/labelled_predictions_replay",)
 SINKS = ("sinks/metrics", "sinks/labelled_predictions", "sinks/dead_letter")
+# A template may hold several statements, each ended by a line holding only ";".
 VIEWS = (
+    "functions",
     "views/predictions_checked",
     "views/labels_checked",
     "views/labelled_predictions",
-    "views/live_input",
-    "views/live_metrics",
+    "views/live",
+    "views/unlabelled",
+    "views/cohort",
 )
 INSERTS = ("inserts/dead_letter", "inserts/labelled_predictions", "inserts/metrics")
 
@@ -41,6 +46,49 @@ def sql_interval(value: timedelta) -> str:
 
 def millis(value: timedelta) -> int:
     return int(value / timedelta(milliseconds=1))
+
+
+def reference_histogram(cfg: Config) -> str | None:
+    """The reference scores of drift.reference_file as counts per score bin ("c0,c1,..."), or None."""
+    if cfg.drift.reference_file is None:
+        return None
+    from modelmon.reference import read_reference_scores
+    from modelmon.udfs.metrics_math import score_bin_index
+    from modelmon.udfs.window_metrics import format_counts
+
+    counts = [0] * cfg.metrics.score_bins
+    for score in read_reference_scores(cfg.drift.reference_file):
+        counts[score_bin_index(score, cfg.metrics.score_bins)] += 1
+    return format_counts(counts)
+
+
+def _template_context(cfg: Config, bounded: bool) -> dict[str, object]:
+    window = cfg.windows.size
+    interval = cfg.cohort.revision_interval
+    # A cohort's provisional revisions run from its first prediction until its last label can arrive: labels
+    # come up to label_horizon after a prediction of the window, and up to max_label_skew before one.
+    cohort_life = window + cfg.join.label_horizon + cfg.join.max_label_skew + 2 * interval
+    latency_edges = [int(edge.total_seconds()) for edge in cfg.metrics.latency_buckets]
+    return {
+        "cfg": cfg,
+        "bounded": bounded,
+        "iso_pattern": ISO_UTC_PATTERN,
+        "max_id_length": MAX_ID_LENGTH,
+        "window_seconds": int(window.total_seconds()),
+        "revision_seconds": int(interval.total_seconds()),
+        "cohort_range": cohort_life,
+        # Above every provisional revision: ceil((bucket_end - cohort_start) / interval) < this.
+        "final_revision": str(math.ceil(cohort_life / interval) + 1),
+        "latency_edges": latency_edges,
+        "latency_columns": [f"latency_{i}" for i in range(len(latency_edges) + 1)],
+        "reference_counts": reference_histogram(cfg),
+    }
+
+
+def split_statements(text: str) -> list[str]:
+    """The statements of one rendered template, separated by lines holding only ';'."""
+    parts = re.split(r"^;[ \t]*$", text, flags=re.MULTILINE)
+    return [part.strip() for part in parts if part.strip()]
 
 
 def _environment() -> jinja2.Environment:
@@ -98,20 +146,18 @@ def job_settings(cfg: Config, *, bounded: bool) -> dict[str, str]:
         "table.exec.sink.upsert-materialize": "NONE",
         # A bounded run ends with one more checkpoint, which commits the sinks' last Kafka transactions.
         "execution.checkpointing.checkpoints-after-tasks-finish": "true",
+        # The window_metrics UDF runs in Python workers that must import modelmon: this interpreter's.
+        "python.executable": str(cfg.job.python),
+        "python.client.executable": str(cfg.job.python),
     }
 
 
 def render_job(cfg: Config, *, bounded: bool = False) -> RenderedJob:
     env = _environment()
-    context = {
-        "cfg": cfg,
-        "bounded": bounded,
-        "iso_pattern": ISO_UTC_PATTERN,
-        "max_id_length": MAX_ID_LENGTH,
-    }
+    context = _template_context(cfg, bounded)
 
     def render(names: tuple[str, ...]) -> list[str]:
-        return [env.get_template(f"{name}.sql.j2").render(context).strip() for name in names]
+        return [stmt for name in names for stmt in split_statements(env.get_template(f"{name}.sql.j2").render(context))]
 
     sources = SOURCES if bounded else SOURCES + STREAMING_SOURCES
     return RenderedJob(

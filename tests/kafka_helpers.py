@@ -106,4 +106,4 @@ def live_rows(cfg: Config, *, idle_timeout_s: float = 5.0) -> LiveRows:
     from modelmon.topics import METRICS_KEY, latest_by_key, read_topic
 
     rows = latest_by_key(read_topic(cfg, cfg.topics.metrics, idle_timeout_s=idle_timeout_s), METRICS_KEY)
-    return {(key[1], key[2]): row for key, row in rows.items() if key[0] == "live"}
+    return {(key[1], key[2]): row for key, row in rows.items() if key[0] == "live" and key[3] == "*"}

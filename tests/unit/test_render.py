@@ -13,7 +13,8 @@ GOLDEN = Path(__file__).parent / "golden"
 
 def _config() -> Config:
     # A fixed absolute data dir keeps the rendered checkpoint path independent of the working directory.
-    return Config.model_validate({"paths": {"data_dir": "/var/lib/modelmon"}})
+    # So is a fixed interpreter path (the default is the running one).
+    return Config.model_validate({"paths": {"data_dir": "/var/lib/modelmon"}, "job": {"python": "/usr/bin/python3"}})
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,10 @@ SET 'table.exec.sink.upsert-materialize' = 'NONE';
 
 SET 'execution.checkpointing.checkpoints-after-tasks-finish' = 'true';
 
+SET 'python.executable' = '/usr/bin/python3';
+
+SET 'python.client.executable' = '/usr/bin/python3';
+
 -- Predictions as Kafka delivers them, one JSON object per record value, read as text so that a malformed
 -- record becomes a dead letter with its reason (views/predictions_checked) instead of failing the job.
 -- Grain: one row per Kafka record of the predictions topic.
@@ -70,27 +74,55 @@ CREATE TABLE labels_raw (
   'format' = 'raw'
 );
 
--- The metrics topic: one JSON object per view x window x model_version x segment, upserted by that key
--- (provisional revisions of a window overwrite each other; consumers keep the latest per key).
+-- The metrics topic: one JSON object per view x window x model_version x segment, upserted by that key.
+-- A cohort window is written several times, with growing `revision`, and last with is_final = true;
+-- consumers keep the row with the highest revision per key. Undefined values are null, never NaN.
 CREATE TABLE metrics_sink (
-  `view` STRING,                 -- 'live': grouped by label arrival time
+  `view` STRING,                 -- 'live' (by label time), 'cohort' (by prediction time), 'unlabelled'
   window_start STRING,           -- ISO-8601 UTC, inclusive
   window_end STRING,             -- ISO-8601 UTC, exclusive
   model_version STRING,          -- '*' = all versions
-  segment_key STRING,            -- '*' = all segments
-  segment_value STRING,          -- '*' = all values
-  revision INT,                  -- increases with each provisional update of the same key
+  segment_key STRING,            -- '*' = all segments, else a configured segment column
+  segment_value STRING,          -- '*' = all values; a configured top value or 'other'
+  revision INT,                  -- grows with each update of the same key
   is_final BOOLEAN,              -- no further revision will follow
-  n_predictions BIGINT,          -- live view: the predictions the window's labels matched
+  n_predictions BIGINT,          -- live: the predictions the window's labels matched
   n_labelled BIGINT,
+  label_coverage DOUBLE,         -- n_labelled / n_predictions
+  throughput_per_s DOUBLE,       -- n_predictions / window length
+  mean_score DOUBLE,
+  predicted_positive_rate DOUBLE,
   tp BIGINT,
   fp BIGINT,
   tn BIGINT,
   fn BIGINT,
-  accuracy DOUBLE,               -- NULL when undefined, never NaN
+  accuracy DOUBLE,
   `precision` DOUBLE,
   recall DOUBLE,
+  specificity DOUBLE,
   f1 DOUBLE,
+  accuracy_ci_low DOUBLE,        -- Wilson 95% intervals
+  accuracy_ci_high DOUBLE,
+  precision_ci_low DOUBLE,
+  precision_ci_high DOUBLE,
+  recall_ci_low DOUBLE,
+  recall_ci_high DOUBLE,
+  roc_auc DOUBLE,                -- from score histograms; the exact AUC is within roc_auc_error_bound
+  roc_auc_error_bound DOUBLE,
+  pr_auc DOUBLE,                 -- average precision
+  brier DOUBLE,
+  log_loss DOUBLE,
+  ece DOUBLE,
+  mce DOUBLE,
+  reliability ARRAY<ROW<`bin` INT, n BIGINT, mean_score DOUBLE, observed_rate DOUBLE>>,  -- non-empty bins
+  label_latency_p50_s DOUBLE,
+  label_latency_p95_s DOUBLE,
+  psi DOUBLE,                    -- drift of the scores against drift.reference_file
+  ks_statistic DOUBLE,
+  ks_pvalue DOUBLE,
+  estimated_accuracy DOUBLE,     -- CBPE: expected from the scores alone, before labels
+  estimated_precision DOUBLE,
+  estimated_recall DOUBLE,
   PRIMARY KEY (`view`, window_start, model_version, segment_key, segment_value) NOT ENFORCED
 ) WITH (
   'connector' = 'upsert-kafka',
@@ -109,6 +141,8 @@ CREATE TABLE metrics_sink (
 CREATE TABLE labelled_predictions_sink (
   transaction_id STRING,
   model_version STRING,
+  `country` STRING,         -- segment: a configured top value or 'other'
+  `merchant_category` STRING,         -- segment: a configured top value or 'other'
   predicted_fraud_score DOUBLE,
   predicted_fraud INT,
   actual_fraud INT,
@@ -146,6 +180,10 @@ CREATE TABLE dead_letter_sink (
   'format' = 'json'
 );
 
+-- The Python UDF that turns one aggregated window row into its histogram metrics (udfs/functions.py).
+-- It runs in Python workers started with `python.executable`, which must import modelmon.
+CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS window_metrics AS 'modelmon.udfs.functions.window_metrics' LANGUAGE PYTHON;
+
 -- Predictions parsed from JSON and checked; `reason` is NULL for a valid row and says what is wrong
 -- otherwise (invalid rows go to the dead-letter topic, valid ones to the join).
 -- Grain: one row per Kafka record of the predictions topic.
@@ -176,7 +214,11 @@ FROM (
     TRY_CAST(JSON_VALUE(payload, '$.predicted_fraud') AS INT) AS predicted_fraud,
     CASE WHEN REGEXP(JSON_VALUE(payload, '$.event_time'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$')
     THEN TRY_CAST(REGEXP_EXTRACT(JSON_VALUE(payload, '$.event_time'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) || ' ' || REGEXP_EXTRACT(JSON_VALUE(payload, '$.event_time'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 2)
-                  AS TIMESTAMP(3)) END AS event_time_parsed
+                  AS TIMESTAMP(3)) END AS event_time_parsed,
+    CASE WHEN JSON_VALUE(payload, '$.country') IN ('US', 'GB', 'DE', 'FR', 'BR')
+     THEN JSON_VALUE(payload, '$.country') ELSE 'other' END AS `country`,
+    CASE WHEN JSON_VALUE(payload, '$.merchant_category') IN ('grocery', 'travel', 'electronics', 'gaming')
+     THEN JSON_VALUE(payload, '$.merchant_category') ELSE 'other' END AS `merchant_category`
   FROM predictions_raw
 );
 
@@ -213,7 +255,7 @@ FROM (
 CREATE TEMPORARY VIEW labelled_predictions AS
 SELECT
   p.transaction_id,
-  p.model_version,
+  p.model_version, p.`country`, p.`merchant_category`,
   p.predicted_fraud_score,
   p.predicted_fraud,
   l.actual_fraud,
@@ -227,29 +269,172 @@ JOIN labels_checked AS l
                       AND p.event_time + INTERVAL '0 06:00:00.000' DAY TO SECOND(3)
 WHERE p.reason IS NULL AND l.reason IS NULL;
 
--- The rows the live view windows, with label_time as row time. Streaming: read back from the
--- labelled-predictions topic, which carries the label watermark (see sources/labelled_predictions_replay);
--- bounded: the join itself, whose windows all fire at the end of the input.
--- Grain: one row per (prediction, label) pair.
+-- The live view: of the labels that arrived in each window of label_time, how right were the predictions?
+-- Final when the window closes; never waits for the horizon.
+--
+-- Its input: streaming, the labelled-predictions topic read back (it carries the label watermark, see
+-- sources/labelled_predictions_replay); bounded, the join itself, whose windows all fire at end of input.
+-- Grain: one row per (prediction, label) pair, label_time as row time.
 CREATE TEMPORARY VIEW live_input AS
-SELECT model_version, predicted_fraud, actual_fraud, label_time
+-- event_time is cast to a plain timestamp: label_time is the one row time.
+SELECT model_version, `country`, `merchant_category`, predicted_fraud_score, predicted_fraud, actual_fraud, label_latency_s,
+       CAST(event_time AS TIMESTAMP(3)) AS event_time, label_time
 FROM labelled_predictions;
 
--- The live view: of the labels that arrived in each window of label_time, how right were the predictions?
--- Per model_version and for all versions ('*'). Final when the window closes; never waits for the horizon.
--- Grain: one row per window x model_version (incl. '*'), columns as in sinks/metrics.
+-- Each matched prediction counts once, as a prediction and as a label.
+CREATE TEMPORARY VIEW live_observations AS
+SELECT
+  model_version, `country`, `merchant_category`, predicted_fraud_score, predicted_fraud, actual_fraud, label_latency_s,
+  TRUE AS is_prediction,
+  (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99)
+  - CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) > 0
+          AND predicted_fraud_score <= LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) * (1.0E0 / 100)
+         THEN 1 ELSE 0 END
+  + CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) < 99
+          AND predicted_fraud_score > (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) + 1) * (1.0E0 / 100)
+         THEN 1 ELSE 0 END) AS score_bin,
+  (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9)
+  - CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) > 0
+          AND predicted_fraud_score <= LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) * (1.0E0 / 10)
+         THEN 1 ELSE 0 END
+  + CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) < 9
+          AND predicted_fraud_score > (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) + 1) * (1.0E0 / 10)
+         THEN 1 ELSE 0 END) AS calibration_bin,
+  label_time
+FROM live_input;
+
+CREATE TEMPORARY VIEW live_bins AS
+SELECT
+  window_time AS bin_time,
+  CASE WHEN GROUPING(model_version) = 1 THEN '*' ELSE model_version END AS model_version,
+  CASE WHEN GROUPING(`country`) = 0 THEN 'country' WHEN GROUPING(`merchant_category`) = 0 THEN 'merchant_category' ELSE '*' END AS segment_key,
+  CASE WHEN GROUPING(`country`) = 0 THEN `country` WHEN GROUPING(`merchant_category`) = 0 THEN `merchant_category` ELSE '*' END AS segment_value,
+  score_bin,
+  calibration_bin,
+  COUNT(*) FILTER (WHERE is_prediction) AS n_predictions,
+  COUNT(*) FILTER (WHERE is_prediction AND predicted_fraud = 1) AS predicted_positive,
+  COALESCE(SUM(predicted_fraud_score) FILTER (WHERE is_prediction), 0E0) AS score_sum,
+  -- CBPE: the confusion matrix expected if the scores are calibrated, with the model's own decisions.
+  COALESCE(SUM(predicted_fraud_score) FILTER (WHERE is_prediction AND predicted_fraud = 1), 0E0) AS expected_tp,
+  COALESCE(SUM(1.0E0 - predicted_fraud_score) FILTER (WHERE is_prediction AND predicted_fraud = 1), 0E0) AS expected_fp,
+  COALESCE(SUM(predicted_fraud_score) FILTER (WHERE is_prediction AND predicted_fraud = 0), 0E0) AS expected_fn,
+  COALESCE(SUM(1.0E0 - predicted_fraud_score) FILTER (WHERE is_prediction AND predicted_fraud = 0), 0E0) AS expected_tn,
+  COUNT(actual_fraud) AS n_labelled,
+  COUNT(*) FILTER (WHERE predicted_fraud = 1 AND actual_fraud = 1) AS tp,
+  COUNT(*) FILTER (WHERE predicted_fraud = 1 AND actual_fraud = 0) AS fp,
+  COUNT(*) FILTER (WHERE predicted_fraud = 0 AND actual_fraud = 0) AS tn,
+  COUNT(*) FILTER (WHERE predicted_fraud = 0 AND actual_fraud = 1) AS fn,
+  COUNT(*) FILTER (WHERE actual_fraud = 1) AS pos,
+  COUNT(*) FILTER (WHERE actual_fraud = 0) AS neg,
+  COALESCE(SUM(predicted_fraud_score) FILTER (WHERE actual_fraud IS NOT NULL), 0E0) AS labelled_score_sum,
+  COALESCE(SUM((predicted_fraud_score - actual_fraud) * (predicted_fraud_score - actual_fraud)), 0E0) AS sq_err_sum,
+  -- The probability given to the observed label, clipped to [1e-15, 1 - 1e-15] as scikit-learn does.
+  COALESCE(SUM(-LN(GREATEST(LEAST(CASE WHEN actual_fraud = 1 THEN predicted_fraud_score ELSE 1.0E0 - predicted_fraud_score END,
+                                  1.0E0 - 1.0E-15), 1.0E-15))) FILTER (WHERE actual_fraud IS NOT NULL), 0E0) AS log_loss_sum,
+  -- Label latency buckets, closed above: (edge[i-1], edge[i]]; a label before its prediction counts as 0 s.
+  COUNT(*) FILTER (WHERE label_latency_s <= 1) AS latency_0,
+  COUNT(*) FILTER (WHERE label_latency_s <= 2 AND label_latency_s > 1) AS latency_1,
+  COUNT(*) FILTER (WHERE label_latency_s <= 5 AND label_latency_s > 2) AS latency_2,
+  COUNT(*) FILTER (WHERE label_latency_s <= 10 AND label_latency_s > 5) AS latency_3,
+  COUNT(*) FILTER (WHERE label_latency_s <= 20 AND label_latency_s > 10) AS latency_4,
+  COUNT(*) FILTER (WHERE label_latency_s <= 30 AND label_latency_s > 20) AS latency_5,
+  COUNT(*) FILTER (WHERE label_latency_s <= 45 AND label_latency_s > 30) AS latency_6,
+  COUNT(*) FILTER (WHERE label_latency_s <= 60 AND label_latency_s > 45) AS latency_7,
+  COUNT(*) FILTER (WHERE label_latency_s <= 90 AND label_latency_s > 60) AS latency_8,
+  COUNT(*) FILTER (WHERE label_latency_s <= 120 AND label_latency_s > 90) AS latency_9,
+  COUNT(*) FILTER (WHERE label_latency_s <= 180 AND label_latency_s > 120) AS latency_10,
+  COUNT(*) FILTER (WHERE label_latency_s <= 240 AND label_latency_s > 180) AS latency_11,
+  COUNT(*) FILTER (WHERE label_latency_s <= 300 AND label_latency_s > 240) AS latency_12,
+  COUNT(*) FILTER (WHERE label_latency_s <= 450 AND label_latency_s > 300) AS latency_13,
+  COUNT(*) FILTER (WHERE label_latency_s <= 600 AND label_latency_s > 450) AS latency_14,
+  COUNT(*) FILTER (WHERE label_latency_s <= 900 AND label_latency_s > 600) AS latency_15,
+  COUNT(*) FILTER (WHERE label_latency_s <= 1200 AND label_latency_s > 900) AS latency_16,
+  COUNT(*) FILTER (WHERE label_latency_s <= 1800 AND label_latency_s > 1200) AS latency_17,
+  COUNT(*) FILTER (WHERE label_latency_s <= 2700 AND label_latency_s > 1800) AS latency_18,
+  COUNT(*) FILTER (WHERE label_latency_s <= 3600 AND label_latency_s > 2700) AS latency_19,
+  COUNT(*) FILTER (WHERE label_latency_s <= 5400 AND label_latency_s > 3600) AS latency_20,
+  COUNT(*) FILTER (WHERE label_latency_s <= 7200 AND label_latency_s > 5400) AS latency_21,
+  COUNT(*) FILTER (WHERE label_latency_s <= 10800 AND label_latency_s > 7200) AS latency_22,
+  COUNT(*) FILTER (WHERE label_latency_s <= 14400 AND label_latency_s > 10800) AS latency_23,
+  COUNT(*) FILTER (WHERE label_latency_s <= 21600 AND label_latency_s > 14400) AS latency_24,
+  COUNT(*) FILTER (WHERE label_latency_s <= 43200 AND label_latency_s > 21600) AS latency_25,
+  COUNT(*) FILTER (WHERE label_latency_s <= 86400 AND label_latency_s > 43200) AS latency_26,
+  COUNT(*) FILTER (WHERE label_latency_s > 86400) AS latency_27
+FROM TABLE(TUMBLE(TABLE live_observations, DESCRIPTOR(label_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
+GROUP BY window_start, window_end, window_time, score_bin, calibration_bin, GROUPING SETS ((model_version), (), (model_version, `country`), (`country`), (model_version, `merchant_category`), (`merchant_category`));
+
+CREATE TEMPORARY VIEW live_windows AS
+SELECT
+  window_start,
+  window_end,
+  window_time,
+  model_version,
+  segment_key,
+  segment_value,
+  SUM(n_predictions) AS n_predictions,
+  SUM(predicted_positive) AS predicted_positive,
+  SUM(score_sum) AS score_sum,
+  SUM(expected_tp) AS expected_tp,
+  SUM(expected_fp) AS expected_fp,
+  SUM(expected_fn) AS expected_fn,
+  SUM(expected_tn) AS expected_tn,
+  SUM(n_labelled) AS n_labelled,
+  SUM(tp) AS tp,
+  SUM(fp) AS fp,
+  SUM(tn) AS tn,
+  SUM(fn) AS fn,
+  SUM(sq_err_sum) AS sq_err_sum,
+  SUM(log_loss_sum) AS log_loss_sum,
+  SUM(latency_0) AS latency_0,
+  SUM(latency_1) AS latency_1,
+  SUM(latency_2) AS latency_2,
+  SUM(latency_3) AS latency_3,
+  SUM(latency_4) AS latency_4,
+  SUM(latency_5) AS latency_5,
+  SUM(latency_6) AS latency_6,
+  SUM(latency_7) AS latency_7,
+  SUM(latency_8) AS latency_8,
+  SUM(latency_9) AS latency_9,
+  SUM(latency_10) AS latency_10,
+  SUM(latency_11) AS latency_11,
+  SUM(latency_12) AS latency_12,
+  SUM(latency_13) AS latency_13,
+  SUM(latency_14) AS latency_14,
+  SUM(latency_15) AS latency_15,
+  SUM(latency_16) AS latency_16,
+  SUM(latency_17) AS latency_17,
+  SUM(latency_18) AS latency_18,
+  SUM(latency_19) AS latency_19,
+  SUM(latency_20) AS latency_20,
+  SUM(latency_21) AS latency_21,
+  SUM(latency_22) AS latency_22,
+  SUM(latency_23) AS latency_23,
+  SUM(latency_24) AS latency_24,
+  SUM(latency_25) AS latency_25,
+  SUM(latency_26) AS latency_26,
+  SUM(latency_27) AS latency_27,
+  LISTAGG(CONCAT_WS(':', CAST(score_bin AS STRING), CAST(calibration_bin AS STRING), CAST(n_predictions AS STRING),
+                    CAST(pos AS STRING), CAST(neg AS STRING), CAST(labelled_score_sum AS STRING)), ';') AS bins
+FROM TABLE(TUMBLE(TABLE live_bins, DESCRIPTOR(bin_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
+GROUP BY window_start, window_end, window_time, model_version, segment_key, segment_value;
+
+-- Grain: one row per window x model_version (incl. '*') x segment (incl. '*'), columns as in sinks/metrics.
 CREATE TEMPORARY VIEW live_metrics AS
 SELECT
   'live' AS `view`,
   DATE_FORMAT(window_start, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS window_start,
   DATE_FORMAT(window_end, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS window_end,
   model_version,
-  '*' AS segment_key,
-  '*' AS segment_value,
+  segment_key,
+  segment_value,
   0 AS revision,
   TRUE AS is_final,
-  n_labelled AS n_predictions,
+  n_predictions,
   n_labelled,
+  CASE WHEN n_predictions > 0 THEN CAST(n_labelled AS DOUBLE) / (n_predictions) END AS label_coverage,
+  CAST(n_predictions AS DOUBLE) / 60 AS throughput_per_s,
+  CASE WHEN n_predictions > 0 THEN CAST(score_sum AS DOUBLE) / (n_predictions) END AS mean_score,
+  CASE WHEN n_predictions > 0 THEN CAST(predicted_positive AS DOUBLE) / (n_predictions) END AS predicted_positive_rate,
   tp,
   fp,
   tn,
@@ -257,19 +442,757 @@ SELECT
   CASE WHEN n_labelled > 0 THEN CAST(tp + tn AS DOUBLE) / (n_labelled) END AS accuracy,
   CASE WHEN tp + fp > 0 THEN CAST(tp AS DOUBLE) / (tp + fp) END AS `precision`,
   CASE WHEN tp + fn > 0 THEN CAST(tp AS DOUBLE) / (tp + fn) END AS recall,
-  CASE WHEN 2 * tp + fp + fn > 0 THEN CAST(2 * tp AS DOUBLE) / (2 * tp + fp + fn) END AS f1
+  CASE WHEN tn + fp > 0 THEN CAST(tn AS DOUBLE) / (tn + fp) END AS specificity,
+  CASE WHEN 2 * tp + fp + fn > 0 THEN CAST(2 * tp AS DOUBLE) / (2 * tp + fp + fn) END AS f1,
+  h.accuracy_ci_low,
+  h.accuracy_ci_high,
+  h.precision_ci_low,
+  h.precision_ci_high,
+  h.recall_ci_low,
+  h.recall_ci_high,
+  h.roc_auc,
+  h.roc_auc_error_bound,
+  h.pr_auc,
+  CASE WHEN n_labelled > 0 THEN CAST(sq_err_sum AS DOUBLE) / (n_labelled) END AS brier,
+  CASE WHEN n_labelled > 0 THEN CAST(log_loss_sum AS DOUBLE) / (n_labelled) END AS log_loss,
+  h.ece,
+  h.mce,
+  h.reliability,
+  h.label_latency_p50_s,
+  h.label_latency_p95_s,
+  h.psi,
+  h.ks_statistic,
+  h.ks_pvalue,
+  CASE WHEN expected_tp + expected_fp + expected_fn + expected_tn > 0 THEN CAST(expected_tp + expected_tn AS DOUBLE) / (expected_tp + expected_fp + expected_fn + expected_tn) END AS estimated_accuracy,
+  CASE WHEN expected_tp + expected_fp > 0 THEN CAST(expected_tp AS DOUBLE) / (expected_tp + expected_fp) END AS estimated_precision,
+  CASE WHEN expected_tp + expected_fn > 0 THEN CAST(expected_tp AS DOUBLE) / (expected_tp + expected_fn) END AS estimated_recall
 FROM (
   SELECT
-    window_start,
-    window_end,
-    CASE WHEN GROUPING(model_version) = 1 THEN '*' ELSE model_version END AS model_version,
-    COUNT(*) AS n_labelled,
-    COUNT(*) FILTER (WHERE predicted_fraud = 1 AND actual_fraud = 1) AS tp,
-    COUNT(*) FILTER (WHERE predicted_fraud = 1 AND actual_fraud = 0) AS fp,
-    COUNT(*) FILTER (WHERE predicted_fraud = 0 AND actual_fraud = 0) AS tn,
-    COUNT(*) FILTER (WHERE predicted_fraud = 0 AND actual_fraud = 1) AS fn
-  FROM TABLE(TUMBLE(TABLE live_input, DESCRIPTOR(label_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
-  GROUP BY window_start, window_end, GROUPING SETS ((model_version), ())
+    *,
+    window_metrics(
+      bins,
+      CONCAT_WS(',', CAST(latency_0 AS STRING), CAST(latency_1 AS STRING), CAST(latency_2 AS STRING), CAST(latency_3 AS STRING), CAST(latency_4 AS STRING), CAST(latency_5 AS STRING), CAST(latency_6 AS STRING), CAST(latency_7 AS STRING), CAST(latency_8 AS STRING), CAST(latency_9 AS STRING), CAST(latency_10 AS STRING), CAST(latency_11 AS STRING), CAST(latency_12 AS STRING), CAST(latency_13 AS STRING), CAST(latency_14 AS STRING), CAST(latency_15 AS STRING), CAST(latency_16 AS STRING), CAST(latency_17 AS STRING), CAST(latency_18 AS STRING), CAST(latency_19 AS STRING), CAST(latency_20 AS STRING), CAST(latency_21 AS STRING), CAST(latency_22 AS STRING), CAST(latency_23 AS STRING), CAST(latency_24 AS STRING), CAST(latency_25 AS STRING), CAST(latency_26 AS STRING), CAST(latency_27 AS STRING)),
+      tp, fp, tn, fn,
+      100, 10, '1,2,5,10,20,30,45,60,90,120,180,240,300,450,600,900,1200,1800,2700,3600,5400,7200,10800,14400,21600,43200,86400',
+      CAST(NULL AS STRING)
+    ) AS h
+  FROM live_windows
+);
+
+-- The unlabelled view: every valid prediction by window of event_time, labels or not. Throughput, score
+-- distribution, drift against the reference scores and the CBPE estimate of performance; final when the
+-- window closes.
+CREATE TEMPORARY VIEW unlabelled_observations AS
+SELECT
+  model_version, `country`, `merchant_category`, predicted_fraud_score, predicted_fraud,
+  CAST(NULL AS INT) AS actual_fraud,
+  CAST(NULL AS BIGINT) AS label_latency_s,
+  TRUE AS is_prediction,
+  (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99)
+  - CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) > 0
+          AND predicted_fraud_score <= LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) * (1.0E0 / 100)
+         THEN 1 ELSE 0 END
+  + CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) < 99
+          AND predicted_fraud_score > (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) + 1) * (1.0E0 / 100)
+         THEN 1 ELSE 0 END) AS score_bin,
+  (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9)
+  - CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) > 0
+          AND predicted_fraud_score <= LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) * (1.0E0 / 10)
+         THEN 1 ELSE 0 END
+  + CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) < 9
+          AND predicted_fraud_score > (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) + 1) * (1.0E0 / 10)
+         THEN 1 ELSE 0 END) AS calibration_bin,
+  event_time
+FROM predictions_checked
+WHERE reason IS NULL;
+
+CREATE TEMPORARY VIEW unlabelled_bins AS
+SELECT
+  window_time AS bin_time,
+  CASE WHEN GROUPING(model_version) = 1 THEN '*' ELSE model_version END AS model_version,
+  CASE WHEN GROUPING(`country`) = 0 THEN 'country' WHEN GROUPING(`merchant_category`) = 0 THEN 'merchant_category' ELSE '*' END AS segment_key,
+  CASE WHEN GROUPING(`country`) = 0 THEN `country` WHEN GROUPING(`merchant_category`) = 0 THEN `merchant_category` ELSE '*' END AS segment_value,
+  score_bin,
+  calibration_bin,
+  COUNT(*) FILTER (WHERE is_prediction) AS n_predictions,
+  COUNT(*) FILTER (WHERE is_prediction AND predicted_fraud = 1) AS predicted_positive,
+  COALESCE(SUM(predicted_fraud_score) FILTER (WHERE is_prediction), 0E0) AS score_sum,
+  -- CBPE: the confusion matrix expected if the scores are calibrated, with the model's own decisions.
+  COALESCE(SUM(predicted_fraud_score) FILTER (WHERE is_prediction AND predicted_fraud = 1), 0E0) AS expected_tp,
+  COALESCE(SUM(1.0E0 - predicted_fraud_score) FILTER (WHERE is_prediction AND predicted_fraud = 1), 0E0) AS expected_fp,
+  COALESCE(SUM(predicted_fraud_score) FILTER (WHERE is_prediction AND predicted_fraud = 0), 0E0) AS expected_fn,
+  COALESCE(SUM(1.0E0 - predicted_fraud_score) FILTER (WHERE is_prediction AND predicted_fraud = 0), 0E0) AS expected_tn,
+  COUNT(actual_fraud) AS n_labelled,
+  COUNT(*) FILTER (WHERE predicted_fraud = 1 AND actual_fraud = 1) AS tp,
+  COUNT(*) FILTER (WHERE predicted_fraud = 1 AND actual_fraud = 0) AS fp,
+  COUNT(*) FILTER (WHERE predicted_fraud = 0 AND actual_fraud = 0) AS tn,
+  COUNT(*) FILTER (WHERE predicted_fraud = 0 AND actual_fraud = 1) AS fn,
+  COUNT(*) FILTER (WHERE actual_fraud = 1) AS pos,
+  COUNT(*) FILTER (WHERE actual_fraud = 0) AS neg,
+  COALESCE(SUM(predicted_fraud_score) FILTER (WHERE actual_fraud IS NOT NULL), 0E0) AS labelled_score_sum,
+  COALESCE(SUM((predicted_fraud_score - actual_fraud) * (predicted_fraud_score - actual_fraud)), 0E0) AS sq_err_sum,
+  -- The probability given to the observed label, clipped to [1e-15, 1 - 1e-15] as scikit-learn does.
+  COALESCE(SUM(-LN(GREATEST(LEAST(CASE WHEN actual_fraud = 1 THEN predicted_fraud_score ELSE 1.0E0 - predicted_fraud_score END,
+                                  1.0E0 - 1.0E-15), 1.0E-15))) FILTER (WHERE actual_fraud IS NOT NULL), 0E0) AS log_loss_sum,
+  -- Label latency buckets, closed above: (edge[i-1], edge[i]]; a label before its prediction counts as 0 s.
+  COUNT(*) FILTER (WHERE label_latency_s <= 1) AS latency_0,
+  COUNT(*) FILTER (WHERE label_latency_s <= 2 AND label_latency_s > 1) AS latency_1,
+  COUNT(*) FILTER (WHERE label_latency_s <= 5 AND label_latency_s > 2) AS latency_2,
+  COUNT(*) FILTER (WHERE label_latency_s <= 10 AND label_latency_s > 5) AS latency_3,
+  COUNT(*) FILTER (WHERE label_latency_s <= 20 AND label_latency_s > 10) AS latency_4,
+  COUNT(*) FILTER (WHERE label_latency_s <= 30 AND label_latency_s > 20) AS latency_5,
+  COUNT(*) FILTER (WHERE label_latency_s <= 45 AND label_latency_s > 30) AS latency_6,
+  COUNT(*) FILTER (WHERE label_latency_s <= 60 AND label_latency_s > 45) AS latency_7,
+  COUNT(*) FILTER (WHERE label_latency_s <= 90 AND label_latency_s > 60) AS latency_8,
+  COUNT(*) FILTER (WHERE label_latency_s <= 120 AND label_latency_s > 90) AS latency_9,
+  COUNT(*) FILTER (WHERE label_latency_s <= 180 AND label_latency_s > 120) AS latency_10,
+  COUNT(*) FILTER (WHERE label_latency_s <= 240 AND label_latency_s > 180) AS latency_11,
+  COUNT(*) FILTER (WHERE label_latency_s <= 300 AND label_latency_s > 240) AS latency_12,
+  COUNT(*) FILTER (WHERE label_latency_s <= 450 AND label_latency_s > 300) AS latency_13,
+  COUNT(*) FILTER (WHERE label_latency_s <= 600 AND label_latency_s > 450) AS latency_14,
+  COUNT(*) FILTER (WHERE label_latency_s <= 900 AND label_latency_s > 600) AS latency_15,
+  COUNT(*) FILTER (WHERE label_latency_s <= 1200 AND label_latency_s > 900) AS latency_16,
+  COUNT(*) FILTER (WHERE label_latency_s <= 1800 AND label_latency_s > 1200) AS latency_17,
+  COUNT(*) FILTER (WHERE label_latency_s <= 2700 AND label_latency_s > 1800) AS latency_18,
+  COUNT(*) FILTER (WHERE label_latency_s <= 3600 AND label_latency_s > 2700) AS latency_19,
+  COUNT(*) FILTER (WHERE label_latency_s <= 5400 AND label_latency_s > 3600) AS latency_20,
+  COUNT(*) FILTER (WHERE label_latency_s <= 7200 AND label_latency_s > 5400) AS latency_21,
+  COUNT(*) FILTER (WHERE label_latency_s <= 10800 AND label_latency_s > 7200) AS latency_22,
+  COUNT(*) FILTER (WHERE label_latency_s <= 14400 AND label_latency_s > 10800) AS latency_23,
+  COUNT(*) FILTER (WHERE label_latency_s <= 21600 AND label_latency_s > 14400) AS latency_24,
+  COUNT(*) FILTER (WHERE label_latency_s <= 43200 AND label_latency_s > 21600) AS latency_25,
+  COUNT(*) FILTER (WHERE label_latency_s <= 86400 AND label_latency_s > 43200) AS latency_26,
+  COUNT(*) FILTER (WHERE label_latency_s > 86400) AS latency_27
+FROM TABLE(TUMBLE(TABLE unlabelled_observations, DESCRIPTOR(event_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
+GROUP BY window_start, window_end, window_time, score_bin, calibration_bin, GROUPING SETS ((model_version), (), (model_version, `country`), (`country`), (model_version, `merchant_category`), (`merchant_category`));
+
+CREATE TEMPORARY VIEW unlabelled_windows AS
+SELECT
+  window_start,
+  window_end,
+  window_time,
+  model_version,
+  segment_key,
+  segment_value,
+  SUM(n_predictions) AS n_predictions,
+  SUM(predicted_positive) AS predicted_positive,
+  SUM(score_sum) AS score_sum,
+  SUM(expected_tp) AS expected_tp,
+  SUM(expected_fp) AS expected_fp,
+  SUM(expected_fn) AS expected_fn,
+  SUM(expected_tn) AS expected_tn,
+  SUM(n_labelled) AS n_labelled,
+  SUM(tp) AS tp,
+  SUM(fp) AS fp,
+  SUM(tn) AS tn,
+  SUM(fn) AS fn,
+  SUM(sq_err_sum) AS sq_err_sum,
+  SUM(log_loss_sum) AS log_loss_sum,
+  SUM(latency_0) AS latency_0,
+  SUM(latency_1) AS latency_1,
+  SUM(latency_2) AS latency_2,
+  SUM(latency_3) AS latency_3,
+  SUM(latency_4) AS latency_4,
+  SUM(latency_5) AS latency_5,
+  SUM(latency_6) AS latency_6,
+  SUM(latency_7) AS latency_7,
+  SUM(latency_8) AS latency_8,
+  SUM(latency_9) AS latency_9,
+  SUM(latency_10) AS latency_10,
+  SUM(latency_11) AS latency_11,
+  SUM(latency_12) AS latency_12,
+  SUM(latency_13) AS latency_13,
+  SUM(latency_14) AS latency_14,
+  SUM(latency_15) AS latency_15,
+  SUM(latency_16) AS latency_16,
+  SUM(latency_17) AS latency_17,
+  SUM(latency_18) AS latency_18,
+  SUM(latency_19) AS latency_19,
+  SUM(latency_20) AS latency_20,
+  SUM(latency_21) AS latency_21,
+  SUM(latency_22) AS latency_22,
+  SUM(latency_23) AS latency_23,
+  SUM(latency_24) AS latency_24,
+  SUM(latency_25) AS latency_25,
+  SUM(latency_26) AS latency_26,
+  SUM(latency_27) AS latency_27,
+  LISTAGG(CONCAT_WS(':', CAST(score_bin AS STRING), CAST(calibration_bin AS STRING), CAST(n_predictions AS STRING),
+                    CAST(pos AS STRING), CAST(neg AS STRING), CAST(labelled_score_sum AS STRING)), ';') AS bins
+FROM TABLE(TUMBLE(TABLE unlabelled_bins, DESCRIPTOR(bin_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
+GROUP BY window_start, window_end, window_time, model_version, segment_key, segment_value;
+
+-- Grain: one row per window x model_version (incl. '*') x segment (incl. '*').
+CREATE TEMPORARY VIEW unlabelled_metrics AS
+SELECT
+  'unlabelled' AS `view`,
+  DATE_FORMAT(window_start, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS window_start,
+  DATE_FORMAT(window_end, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS window_end,
+  model_version,
+  segment_key,
+  segment_value,
+  0 AS revision,
+  TRUE AS is_final,
+  n_predictions,
+  n_labelled,
+  CASE WHEN n_predictions > 0 THEN CAST(n_labelled AS DOUBLE) / (n_predictions) END AS label_coverage,
+  CAST(n_predictions AS DOUBLE) / 60 AS throughput_per_s,
+  CASE WHEN n_predictions > 0 THEN CAST(score_sum AS DOUBLE) / (n_predictions) END AS mean_score,
+  CASE WHEN n_predictions > 0 THEN CAST(predicted_positive AS DOUBLE) / (n_predictions) END AS predicted_positive_rate,
+  tp,
+  fp,
+  tn,
+  fn,
+  CASE WHEN n_labelled > 0 THEN CAST(tp + tn AS DOUBLE) / (n_labelled) END AS accuracy,
+  CASE WHEN tp + fp > 0 THEN CAST(tp AS DOUBLE) / (tp + fp) END AS `precision`,
+  CASE WHEN tp + fn > 0 THEN CAST(tp AS DOUBLE) / (tp + fn) END AS recall,
+  CASE WHEN tn + fp > 0 THEN CAST(tn AS DOUBLE) / (tn + fp) END AS specificity,
+  CASE WHEN 2 * tp + fp + fn > 0 THEN CAST(2 * tp AS DOUBLE) / (2 * tp + fp + fn) END AS f1,
+  h.accuracy_ci_low,
+  h.accuracy_ci_high,
+  h.precision_ci_low,
+  h.precision_ci_high,
+  h.recall_ci_low,
+  h.recall_ci_high,
+  h.roc_auc,
+  h.roc_auc_error_bound,
+  h.pr_auc,
+  CASE WHEN n_labelled > 0 THEN CAST(sq_err_sum AS DOUBLE) / (n_labelled) END AS brier,
+  CASE WHEN n_labelled > 0 THEN CAST(log_loss_sum AS DOUBLE) / (n_labelled) END AS log_loss,
+  h.ece,
+  h.mce,
+  h.reliability,
+  h.label_latency_p50_s,
+  h.label_latency_p95_s,
+  h.psi,
+  h.ks_statistic,
+  h.ks_pvalue,
+  CASE WHEN expected_tp + expected_fp + expected_fn + expected_tn > 0 THEN CAST(expected_tp + expected_tn AS DOUBLE) / (expected_tp + expected_fp + expected_fn + expected_tn) END AS estimated_accuracy,
+  CASE WHEN expected_tp + expected_fp > 0 THEN CAST(expected_tp AS DOUBLE) / (expected_tp + expected_fp) END AS estimated_precision,
+  CASE WHEN expected_tp + expected_fn > 0 THEN CAST(expected_tp AS DOUBLE) / (expected_tp + expected_fn) END AS estimated_recall
+FROM (
+  SELECT
+    *,
+    window_metrics(
+      bins,
+      CONCAT_WS(',', CAST(latency_0 AS STRING), CAST(latency_1 AS STRING), CAST(latency_2 AS STRING), CAST(latency_3 AS STRING), CAST(latency_4 AS STRING), CAST(latency_5 AS STRING), CAST(latency_6 AS STRING), CAST(latency_7 AS STRING), CAST(latency_8 AS STRING), CAST(latency_9 AS STRING), CAST(latency_10 AS STRING), CAST(latency_11 AS STRING), CAST(latency_12 AS STRING), CAST(latency_13 AS STRING), CAST(latency_14 AS STRING), CAST(latency_15 AS STRING), CAST(latency_16 AS STRING), CAST(latency_17 AS STRING), CAST(latency_18 AS STRING), CAST(latency_19 AS STRING), CAST(latency_20 AS STRING), CAST(latency_21 AS STRING), CAST(latency_22 AS STRING), CAST(latency_23 AS STRING), CAST(latency_24 AS STRING), CAST(latency_25 AS STRING), CAST(latency_26 AS STRING), CAST(latency_27 AS STRING)),
+      tp, fp, tn, fn,
+      100, 10, '1,2,5,10,20,30,45,60,90,120,180,240,300,450,600,900,1200,1800,2700,3600,5400,7200,10800,14400,21600,43200,86400',
+      CAST(NULL AS STRING)
+    ) AS h
+  FROM unlabelled_windows
+);
+
+-- The cohort view: the predictions made in each window of event_time, and how right they were as far as
+-- their labels are known. A prediction whose label never came within the horizon is unlabelled, never a
+-- negative (label_coverage = n_labelled / n_predictions).
+--
+-- Provisional revisions: the labels of a cohort are counted per revision_interval of label arrival (plus
+-- its predictions, arriving at their event time), and an OVER window adds up everything the cohort has
+-- received so far. One row per cohort and interval that received anything; `revision` numbers the intervals
+-- since the cohort's start, so it grows with every update.
+CREATE TEMPORARY VIEW revision_observations AS
+SELECT
+  model_version, `country`, `merchant_category`, predicted_fraud_score, predicted_fraud,
+  CAST(NULL AS INT) AS actual_fraud,
+  CAST(NULL AS BIGINT) AS label_latency_s,
+  TRUE AS is_prediction,
+  (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99)
+  - CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) > 0
+          AND predicted_fraud_score <= LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) * (1.0E0 / 100)
+         THEN 1 ELSE 0 END
+  + CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) < 99
+          AND predicted_fraud_score > (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) + 1) * (1.0E0 / 100)
+         THEN 1 ELSE 0 END) AS score_bin,
+  (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9)
+  - CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) > 0
+          AND predicted_fraud_score <= LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) * (1.0E0 / 10)
+         THEN 1 ELSE 0 END
+  + CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) < 9
+          AND predicted_fraud_score > (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) + 1) * (1.0E0 / 10)
+         THEN 1 ELSE 0 END) AS calibration_bin,
+  TIMESTAMPADD(SECOND, CAST(FLOOR(TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', event_time) / 60.0E0) AS INT) * 60, TIMESTAMP '1970-01-01 00:00:00') AS cohort_start,
+  event_time AS arrival_time
+FROM predictions_checked
+WHERE reason IS NULL
+UNION ALL
+SELECT
+  model_version, `country`, `merchant_category`, predicted_fraud_score, predicted_fraud, actual_fraud, label_latency_s,
+  FALSE AS is_prediction,
+  (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99)
+  - CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) > 0
+          AND predicted_fraud_score <= LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) * (1.0E0 / 100)
+         THEN 1 ELSE 0 END
+  + CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) < 99
+          AND predicted_fraud_score > (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) + 1) * (1.0E0 / 100)
+         THEN 1 ELSE 0 END) AS score_bin,
+  (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9)
+  - CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) > 0
+          AND predicted_fraud_score <= LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) * (1.0E0 / 10)
+         THEN 1 ELSE 0 END
+  + CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) < 9
+          AND predicted_fraud_score > (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) + 1) * (1.0E0 / 10)
+         THEN 1 ELSE 0 END) AS calibration_bin,
+  TIMESTAMPADD(SECOND, CAST(FLOOR(TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', event_time) / 60.0E0) AS INT) * 60, TIMESTAMP '1970-01-01 00:00:00') AS cohort_start,
+  label_time AS arrival_time
+FROM live_input;
+
+CREATE TEMPORARY VIEW revision_bins AS
+SELECT
+  window_time AS bin_time,
+  cohort_start,
+  CASE WHEN GROUPING(model_version) = 1 THEN '*' ELSE model_version END AS model_version,
+  CASE WHEN GROUPING(`country`) = 0 THEN 'country' WHEN GROUPING(`merchant_category`) = 0 THEN 'merchant_category' ELSE '*' END AS segment_key,
+  CASE WHEN GROUPING(`country`) = 0 THEN `country` WHEN GROUPING(`merchant_category`) = 0 THEN `merchant_category` ELSE '*' END AS segment_value,
+  score_bin,
+  calibration_bin,
+  COUNT(*) FILTER (WHERE is_prediction) AS n_predictions,
+  COUNT(*) FILTER (WHERE is_prediction AND predicted_fraud = 1) AS predicted_positive,
+  COALESCE(SUM(predicted_fraud_score) FILTER (WHERE is_prediction), 0E0) AS score_sum,
+  -- CBPE: the confusion matrix expected if the scores are calibrated, with the model's own decisions.
+  COALESCE(SUM(predicted_fraud_score) FILTER (WHERE is_prediction AND predicted_fraud = 1), 0E0) AS expected_tp,
+  COALESCE(SUM(1.0E0 - predicted_fraud_score) FILTER (WHERE is_prediction AND predicted_fraud = 1), 0E0) AS expected_fp,
+  COALESCE(SUM(predicted_fraud_score) FILTER (WHERE is_prediction AND predicted_fraud = 0), 0E0) AS expected_fn,
+  COALESCE(SUM(1.0E0 - predicted_fraud_score) FILTER (WHERE is_prediction AND predicted_fraud = 0), 0E0) AS expected_tn,
+  COUNT(actual_fraud) AS n_labelled,
+  COUNT(*) FILTER (WHERE predicted_fraud = 1 AND actual_fraud = 1) AS tp,
+  COUNT(*) FILTER (WHERE predicted_fraud = 1 AND actual_fraud = 0) AS fp,
+  COUNT(*) FILTER (WHERE predicted_fraud = 0 AND actual_fraud = 0) AS tn,
+  COUNT(*) FILTER (WHERE predicted_fraud = 0 AND actual_fraud = 1) AS fn,
+  COUNT(*) FILTER (WHERE actual_fraud = 1) AS pos,
+  COUNT(*) FILTER (WHERE actual_fraud = 0) AS neg,
+  COALESCE(SUM(predicted_fraud_score) FILTER (WHERE actual_fraud IS NOT NULL), 0E0) AS labelled_score_sum,
+  COALESCE(SUM((predicted_fraud_score - actual_fraud) * (predicted_fraud_score - actual_fraud)), 0E0) AS sq_err_sum,
+  -- The probability given to the observed label, clipped to [1e-15, 1 - 1e-15] as scikit-learn does.
+  COALESCE(SUM(-LN(GREATEST(LEAST(CASE WHEN actual_fraud = 1 THEN predicted_fraud_score ELSE 1.0E0 - predicted_fraud_score END,
+                                  1.0E0 - 1.0E-15), 1.0E-15))) FILTER (WHERE actual_fraud IS NOT NULL), 0E0) AS log_loss_sum,
+  -- Label latency buckets, closed above: (edge[i-1], edge[i]]; a label before its prediction counts as 0 s.
+  COUNT(*) FILTER (WHERE label_latency_s <= 1) AS latency_0,
+  COUNT(*) FILTER (WHERE label_latency_s <= 2 AND label_latency_s > 1) AS latency_1,
+  COUNT(*) FILTER (WHERE label_latency_s <= 5 AND label_latency_s > 2) AS latency_2,
+  COUNT(*) FILTER (WHERE label_latency_s <= 10 AND label_latency_s > 5) AS latency_3,
+  COUNT(*) FILTER (WHERE label_latency_s <= 20 AND label_latency_s > 10) AS latency_4,
+  COUNT(*) FILTER (WHERE label_latency_s <= 30 AND label_latency_s > 20) AS latency_5,
+  COUNT(*) FILTER (WHERE label_latency_s <= 45 AND label_latency_s > 30) AS latency_6,
+  COUNT(*) FILTER (WHERE label_latency_s <= 60 AND label_latency_s > 45) AS latency_7,
+  COUNT(*) FILTER (WHERE label_latency_s <= 90 AND label_latency_s > 60) AS latency_8,
+  COUNT(*) FILTER (WHERE label_latency_s <= 120 AND label_latency_s > 90) AS latency_9,
+  COUNT(*) FILTER (WHERE label_latency_s <= 180 AND label_latency_s > 120) AS latency_10,
+  COUNT(*) FILTER (WHERE label_latency_s <= 240 AND label_latency_s > 180) AS latency_11,
+  COUNT(*) FILTER (WHERE label_latency_s <= 300 AND label_latency_s > 240) AS latency_12,
+  COUNT(*) FILTER (WHERE label_latency_s <= 450 AND label_latency_s > 300) AS latency_13,
+  COUNT(*) FILTER (WHERE label_latency_s <= 600 AND label_latency_s > 450) AS latency_14,
+  COUNT(*) FILTER (WHERE label_latency_s <= 900 AND label_latency_s > 600) AS latency_15,
+  COUNT(*) FILTER (WHERE label_latency_s <= 1200 AND label_latency_s > 900) AS latency_16,
+  COUNT(*) FILTER (WHERE label_latency_s <= 1800 AND label_latency_s > 1200) AS latency_17,
+  COUNT(*) FILTER (WHERE label_latency_s <= 2700 AND label_latency_s > 1800) AS latency_18,
+  COUNT(*) FILTER (WHERE label_latency_s <= 3600 AND label_latency_s > 2700) AS latency_19,
+  COUNT(*) FILTER (WHERE label_latency_s <= 5400 AND label_latency_s > 3600) AS latency_20,
+  COUNT(*) FILTER (WHERE label_latency_s <= 7200 AND label_latency_s > 5400) AS latency_21,
+  COUNT(*) FILTER (WHERE label_latency_s <= 10800 AND label_latency_s > 7200) AS latency_22,
+  COUNT(*) FILTER (WHERE label_latency_s <= 14400 AND label_latency_s > 10800) AS latency_23,
+  COUNT(*) FILTER (WHERE label_latency_s <= 21600 AND label_latency_s > 14400) AS latency_24,
+  COUNT(*) FILTER (WHERE label_latency_s <= 43200 AND label_latency_s > 21600) AS latency_25,
+  COUNT(*) FILTER (WHERE label_latency_s <= 86400 AND label_latency_s > 43200) AS latency_26,
+  COUNT(*) FILTER (WHERE label_latency_s > 86400) AS latency_27
+FROM TABLE(TUMBLE(TABLE revision_observations, DESCRIPTOR(arrival_time), INTERVAL '0 00:00:10.000' DAY TO SECOND(3)))
+GROUP BY window_start, window_end, window_time, cohort_start, score_bin, calibration_bin, GROUPING SETS ((model_version), (), (model_version, `country`), (`country`), (model_version, `merchant_category`), (`merchant_category`));
+
+CREATE TEMPORARY VIEW revision_windows AS
+SELECT
+  window_start,
+  window_end,
+  window_time,
+  cohort_start,
+  model_version,
+  segment_key,
+  segment_value,
+  SUM(n_predictions) AS n_predictions,
+  SUM(predicted_positive) AS predicted_positive,
+  SUM(score_sum) AS score_sum,
+  SUM(expected_tp) AS expected_tp,
+  SUM(expected_fp) AS expected_fp,
+  SUM(expected_fn) AS expected_fn,
+  SUM(expected_tn) AS expected_tn,
+  SUM(n_labelled) AS n_labelled,
+  SUM(tp) AS tp,
+  SUM(fp) AS fp,
+  SUM(tn) AS tn,
+  SUM(fn) AS fn,
+  SUM(sq_err_sum) AS sq_err_sum,
+  SUM(log_loss_sum) AS log_loss_sum,
+  SUM(latency_0) AS latency_0,
+  SUM(latency_1) AS latency_1,
+  SUM(latency_2) AS latency_2,
+  SUM(latency_3) AS latency_3,
+  SUM(latency_4) AS latency_4,
+  SUM(latency_5) AS latency_5,
+  SUM(latency_6) AS latency_6,
+  SUM(latency_7) AS latency_7,
+  SUM(latency_8) AS latency_8,
+  SUM(latency_9) AS latency_9,
+  SUM(latency_10) AS latency_10,
+  SUM(latency_11) AS latency_11,
+  SUM(latency_12) AS latency_12,
+  SUM(latency_13) AS latency_13,
+  SUM(latency_14) AS latency_14,
+  SUM(latency_15) AS latency_15,
+  SUM(latency_16) AS latency_16,
+  SUM(latency_17) AS latency_17,
+  SUM(latency_18) AS latency_18,
+  SUM(latency_19) AS latency_19,
+  SUM(latency_20) AS latency_20,
+  SUM(latency_21) AS latency_21,
+  SUM(latency_22) AS latency_22,
+  SUM(latency_23) AS latency_23,
+  SUM(latency_24) AS latency_24,
+  SUM(latency_25) AS latency_25,
+  SUM(latency_26) AS latency_26,
+  SUM(latency_27) AS latency_27,
+  LISTAGG(CONCAT_WS(':', CAST(score_bin AS STRING), CAST(calibration_bin AS STRING), CAST(n_predictions AS STRING),
+                    CAST(pos AS STRING), CAST(neg AS STRING), CAST(labelled_score_sum AS STRING)), ';') AS bins
+FROM TABLE(TUMBLE(TABLE revision_bins, DESCRIPTOR(bin_time), INTERVAL '0 00:00:10.000' DAY TO SECOND(3)))
+GROUP BY window_start, window_end, window_time, cohort_start, model_version, segment_key, segment_value;
+
+-- Running totals per cohort; the range covers a cohort's whole life (skew before it, horizon after it).
+CREATE TEMPORARY VIEW cohort_revisions AS
+SELECT
+  cohort_start AS window_start,
+  cohort_start + INTERVAL '0 00:01:00.000' DAY TO SECOND(3) AS window_end,
+  model_version,
+  segment_key,
+  segment_value,
+  CAST(CEIL(TIMESTAMPDIFF(SECOND, cohort_start, window_end) / 10.0E0) AS INT) AS revision,
+  SUM(n_predictions) OVER cohort AS n_predictions,
+  SUM(predicted_positive) OVER cohort AS predicted_positive,
+  SUM(score_sum) OVER cohort AS score_sum,
+  SUM(expected_tp) OVER cohort AS expected_tp,
+  SUM(expected_fp) OVER cohort AS expected_fp,
+  SUM(expected_fn) OVER cohort AS expected_fn,
+  SUM(expected_tn) OVER cohort AS expected_tn,
+  SUM(n_labelled) OVER cohort AS n_labelled,
+  SUM(tp) OVER cohort AS tp,
+  SUM(fp) OVER cohort AS fp,
+  SUM(tn) OVER cohort AS tn,
+  SUM(fn) OVER cohort AS fn,
+  SUM(sq_err_sum) OVER cohort AS sq_err_sum,
+  SUM(log_loss_sum) OVER cohort AS log_loss_sum,
+  SUM(latency_0) OVER cohort AS latency_0,
+  SUM(latency_1) OVER cohort AS latency_1,
+  SUM(latency_2) OVER cohort AS latency_2,
+  SUM(latency_3) OVER cohort AS latency_3,
+  SUM(latency_4) OVER cohort AS latency_4,
+  SUM(latency_5) OVER cohort AS latency_5,
+  SUM(latency_6) OVER cohort AS latency_6,
+  SUM(latency_7) OVER cohort AS latency_7,
+  SUM(latency_8) OVER cohort AS latency_8,
+  SUM(latency_9) OVER cohort AS latency_9,
+  SUM(latency_10) OVER cohort AS latency_10,
+  SUM(latency_11) OVER cohort AS latency_11,
+  SUM(latency_12) OVER cohort AS latency_12,
+  SUM(latency_13) OVER cohort AS latency_13,
+  SUM(latency_14) OVER cohort AS latency_14,
+  SUM(latency_15) OVER cohort AS latency_15,
+  SUM(latency_16) OVER cohort AS latency_16,
+  SUM(latency_17) OVER cohort AS latency_17,
+  SUM(latency_18) OVER cohort AS latency_18,
+  SUM(latency_19) OVER cohort AS latency_19,
+  SUM(latency_20) OVER cohort AS latency_20,
+  SUM(latency_21) OVER cohort AS latency_21,
+  SUM(latency_22) OVER cohort AS latency_22,
+  SUM(latency_23) OVER cohort AS latency_23,
+  SUM(latency_24) OVER cohort AS latency_24,
+  SUM(latency_25) OVER cohort AS latency_25,
+  SUM(latency_26) OVER cohort AS latency_26,
+  SUM(latency_27) OVER cohort AS latency_27,
+  LISTAGG(bins, ';') OVER cohort AS bins
+FROM revision_windows
+WINDOW cohort AS (
+  PARTITION BY cohort_start, model_version, segment_key, segment_value
+  ORDER BY window_time
+  RANGE BETWEEN INTERVAL '0 06:01:30.000' DAY TO SECOND(3) PRECEDING AND CURRENT ROW
+);
+
+CREATE TEMPORARY VIEW cohort_revision_metrics AS
+SELECT
+  'cohort' AS `view`,
+  DATE_FORMAT(window_start, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS window_start,
+  DATE_FORMAT(window_end, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS window_end,
+  model_version,
+  segment_key,
+  segment_value,
+  revision AS revision,
+  FALSE AS is_final,
+  n_predictions,
+  n_labelled,
+  CASE WHEN n_predictions > 0 THEN CAST(n_labelled AS DOUBLE) / (n_predictions) END AS label_coverage,
+  CAST(n_predictions AS DOUBLE) / 60 AS throughput_per_s,
+  CASE WHEN n_predictions > 0 THEN CAST(score_sum AS DOUBLE) / (n_predictions) END AS mean_score,
+  CASE WHEN n_predictions > 0 THEN CAST(predicted_positive AS DOUBLE) / (n_predictions) END AS predicted_positive_rate,
+  tp,
+  fp,
+  tn,
+  fn,
+  CASE WHEN n_labelled > 0 THEN CAST(tp + tn AS DOUBLE) / (n_labelled) END AS accuracy,
+  CASE WHEN tp + fp > 0 THEN CAST(tp AS DOUBLE) / (tp + fp) END AS `precision`,
+  CASE WHEN tp + fn > 0 THEN CAST(tp AS DOUBLE) / (tp + fn) END AS recall,
+  CASE WHEN tn + fp > 0 THEN CAST(tn AS DOUBLE) / (tn + fp) END AS specificity,
+  CASE WHEN 2 * tp + fp + fn > 0 THEN CAST(2 * tp AS DOUBLE) / (2 * tp + fp + fn) END AS f1,
+  h.accuracy_ci_low,
+  h.accuracy_ci_high,
+  h.precision_ci_low,
+  h.precision_ci_high,
+  h.recall_ci_low,
+  h.recall_ci_high,
+  h.roc_auc,
+  h.roc_auc_error_bound,
+  h.pr_auc,
+  CASE WHEN n_labelled > 0 THEN CAST(sq_err_sum AS DOUBLE) / (n_labelled) END AS brier,
+  CASE WHEN n_labelled > 0 THEN CAST(log_loss_sum AS DOUBLE) / (n_labelled) END AS log_loss,
+  h.ece,
+  h.mce,
+  h.reliability,
+  h.label_latency_p50_s,
+  h.label_latency_p95_s,
+  h.psi,
+  h.ks_statistic,
+  h.ks_pvalue,
+  CASE WHEN expected_tp + expected_fp + expected_fn + expected_tn > 0 THEN CAST(expected_tp + expected_tn AS DOUBLE) / (expected_tp + expected_fp + expected_fn + expected_tn) END AS estimated_accuracy,
+  CASE WHEN expected_tp + expected_fp > 0 THEN CAST(expected_tp AS DOUBLE) / (expected_tp + expected_fp) END AS estimated_precision,
+  CASE WHEN expected_tp + expected_fn > 0 THEN CAST(expected_tp AS DOUBLE) / (expected_tp + expected_fn) END AS estimated_recall
+FROM (
+  SELECT
+    *,
+    window_metrics(
+      bins,
+      CONCAT_WS(',', CAST(latency_0 AS STRING), CAST(latency_1 AS STRING), CAST(latency_2 AS STRING), CAST(latency_3 AS STRING), CAST(latency_4 AS STRING), CAST(latency_5 AS STRING), CAST(latency_6 AS STRING), CAST(latency_7 AS STRING), CAST(latency_8 AS STRING), CAST(latency_9 AS STRING), CAST(latency_10 AS STRING), CAST(latency_11 AS STRING), CAST(latency_12 AS STRING), CAST(latency_13 AS STRING), CAST(latency_14 AS STRING), CAST(latency_15 AS STRING), CAST(latency_16 AS STRING), CAST(latency_17 AS STRING), CAST(latency_18 AS STRING), CAST(latency_19 AS STRING), CAST(latency_20 AS STRING), CAST(latency_21 AS STRING), CAST(latency_22 AS STRING), CAST(latency_23 AS STRING), CAST(latency_24 AS STRING), CAST(latency_25 AS STRING), CAST(latency_26 AS STRING), CAST(latency_27 AS STRING)),
+      tp, fp, tn, fn,
+      100, 10, '1,2,5,10,20,30,45,60,90,120,180,240,300,450,600,900,1200,1800,2700,3600,5400,7200,10800,14400,21600,43200,86400',
+      CAST(NULL AS STRING)
+    ) AS h
+  FROM cohort_revisions
+);
+
+-- The final revision: every prediction of the window with the labels the join found within the horizon,
+-- windowed by event_time behind the join's watermark, so it fires once the horizon has passed. Its
+-- revision number is above any provisional one.
+CREATE TEMPORARY VIEW cohort_observations AS
+SELECT
+  model_version, `country`, `merchant_category`, predicted_fraud_score, predicted_fraud,
+  CAST(NULL AS INT) AS actual_fraud,
+  CAST(NULL AS BIGINT) AS label_latency_s,
+  TRUE AS is_prediction,
+  (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99)
+  - CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) > 0
+          AND predicted_fraud_score <= LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) * (1.0E0 / 100)
+         THEN 1 ELSE 0 END
+  + CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) < 99
+          AND predicted_fraud_score > (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) + 1) * (1.0E0 / 100)
+         THEN 1 ELSE 0 END) AS score_bin,
+  (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9)
+  - CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) > 0
+          AND predicted_fraud_score <= LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) * (1.0E0 / 10)
+         THEN 1 ELSE 0 END
+  + CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) < 9
+          AND predicted_fraud_score > (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) + 1) * (1.0E0 / 10)
+         THEN 1 ELSE 0 END) AS calibration_bin,
+  event_time
+FROM predictions_checked
+WHERE reason IS NULL
+UNION ALL
+SELECT
+  model_version, `country`, `merchant_category`, predicted_fraud_score, predicted_fraud, actual_fraud, label_latency_s,
+  FALSE AS is_prediction,
+  (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99)
+  - CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) > 0
+          AND predicted_fraud_score <= LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) * (1.0E0 / 100)
+         THEN 1 ELSE 0 END
+  + CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) < 99
+          AND predicted_fraud_score > (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) + 1) * (1.0E0 / 100)
+         THEN 1 ELSE 0 END) AS score_bin,
+  (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9)
+  - CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) > 0
+          AND predicted_fraud_score <= LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) * (1.0E0 / 10)
+         THEN 1 ELSE 0 END
+  + CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) < 9
+          AND predicted_fraud_score > (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) + 1) * (1.0E0 / 10)
+         THEN 1 ELSE 0 END) AS calibration_bin,
+  event_time
+FROM labelled_predictions;
+
+CREATE TEMPORARY VIEW cohort_bins AS
+SELECT
+  window_time AS bin_time,
+  CASE WHEN GROUPING(model_version) = 1 THEN '*' ELSE model_version END AS model_version,
+  CASE WHEN GROUPING(`country`) = 0 THEN 'country' WHEN GROUPING(`merchant_category`) = 0 THEN 'merchant_category' ELSE '*' END AS segment_key,
+  CASE WHEN GROUPING(`country`) = 0 THEN `country` WHEN GROUPING(`merchant_category`) = 0 THEN `merchant_category` ELSE '*' END AS segment_value,
+  score_bin,
+  calibration_bin,
+  COUNT(*) FILTER (WHERE is_prediction) AS n_predictions,
+  COUNT(*) FILTER (WHERE is_prediction AND predicted_fraud = 1) AS predicted_positive,
+  COALESCE(SUM(predicted_fraud_score) FILTER (WHERE is_prediction), 0E0) AS score_sum,
+  -- CBPE: the confusion matrix expected if the scores are calibrated, with the model's own decisions.
+  COALESCE(SUM(predicted_fraud_score) FILTER (WHERE is_prediction AND predicted_fraud = 1), 0E0) AS expected_tp,
+  COALESCE(SUM(1.0E0 - predicted_fraud_score) FILTER (WHERE is_prediction AND predicted_fraud = 1), 0E0) AS expected_fp,
+  COALESCE(SUM(predicted_fraud_score) FILTER (WHERE is_prediction AND predicted_fraud = 0), 0E0) AS expected_fn,
+  COALESCE(SUM(1.0E0 - predicted_fraud_score) FILTER (WHERE is_prediction AND predicted_fraud = 0), 0E0) AS expected_tn,
+  COUNT(actual_fraud) AS n_labelled,
+  COUNT(*) FILTER (WHERE predicted_fraud = 1 AND actual_fraud = 1) AS tp,
+  COUNT(*) FILTER (WHERE predicted_fraud = 1 AND actual_fraud = 0) AS fp,
+  COUNT(*) FILTER (WHERE predicted_fraud = 0 AND actual_fraud = 0) AS tn,
+  COUNT(*) FILTER (WHERE predicted_fraud = 0 AND actual_fraud = 1) AS fn,
+  COUNT(*) FILTER (WHERE actual_fraud = 1) AS pos,
+  COUNT(*) FILTER (WHERE actual_fraud = 0) AS neg,
+  COALESCE(SUM(predicted_fraud_score) FILTER (WHERE actual_fraud IS NOT NULL), 0E0) AS labelled_score_sum,
+  COALESCE(SUM((predicted_fraud_score - actual_fraud) * (predicted_fraud_score - actual_fraud)), 0E0) AS sq_err_sum,
+  -- The probability given to the observed label, clipped to [1e-15, 1 - 1e-15] as scikit-learn does.
+  COALESCE(SUM(-LN(GREATEST(LEAST(CASE WHEN actual_fraud = 1 THEN predicted_fraud_score ELSE 1.0E0 - predicted_fraud_score END,
+                                  1.0E0 - 1.0E-15), 1.0E-15))) FILTER (WHERE actual_fraud IS NOT NULL), 0E0) AS log_loss_sum,
+  -- Label latency buckets, closed above: (edge[i-1], edge[i]]; a label before its prediction counts as 0 s.
+  COUNT(*) FILTER (WHERE label_latency_s <= 1) AS latency_0,
+  COUNT(*) FILTER (WHERE label_latency_s <= 2 AND label_latency_s > 1) AS latency_1,
+  COUNT(*) FILTER (WHERE label_latency_s <= 5 AND label_latency_s > 2) AS latency_2,
+  COUNT(*) FILTER (WHERE label_latency_s <= 10 AND label_latency_s > 5) AS latency_3,
+  COUNT(*) FILTER (WHERE label_latency_s <= 20 AND label_latency_s > 10) AS latency_4,
+  COUNT(*) FILTER (WHERE label_latency_s <= 30 AND label_latency_s > 20) AS latency_5,
+  COUNT(*) FILTER (WHERE label_latency_s <= 45 AND label_latency_s > 30) AS latency_6,
+  COUNT(*) FILTER (WHERE label_latency_s <= 60 AND label_latency_s > 45) AS latency_7,
+  COUNT(*) FILTER (WHERE label_latency_s <= 90 AND label_latency_s > 60) AS latency_8,
+  COUNT(*) FILTER (WHERE label_latency_s <= 120 AND label_latency_s > 90) AS latency_9,
+  COUNT(*) FILTER (WHERE label_latency_s <= 180 AND label_latency_s > 120) AS latency_10,
+  COUNT(*) FILTER (WHERE label_latency_s <= 240 AND label_latency_s > 180) AS latency_11,
+  COUNT(*) FILTER (WHERE label_latency_s <= 300 AND label_latency_s > 240) AS latency_12,
+  COUNT(*) FILTER (WHERE label_latency_s <= 450 AND label_latency_s > 300) AS latency_13,
+  COUNT(*) FILTER (WHERE label_latency_s <= 600 AND label_latency_s > 450) AS latency_14,
+  COUNT(*) FILTER (WHERE label_latency_s <= 900 AND label_latency_s > 600) AS latency_15,
+  COUNT(*) FILTER (WHERE label_latency_s <= 1200 AND label_latency_s > 900) AS latency_16,
+  COUNT(*) FILTER (WHERE label_latency_s <= 1800 AND label_latency_s > 1200) AS latency_17,
+  COUNT(*) FILTER (WHERE label_latency_s <= 2700 AND label_latency_s > 1800) AS latency_18,
+  COUNT(*) FILTER (WHERE label_latency_s <= 3600 AND label_latency_s > 2700) AS latency_19,
+  COUNT(*) FILTER (WHERE label_latency_s <= 5400 AND label_latency_s > 3600) AS latency_20,
+  COUNT(*) FILTER (WHERE label_latency_s <= 7200 AND label_latency_s > 5400) AS latency_21,
+  COUNT(*) FILTER (WHERE label_latency_s <= 10800 AND label_latency_s > 7200) AS latency_22,
+  COUNT(*) FILTER (WHERE label_latency_s <= 14400 AND label_latency_s > 10800) AS latency_23,
+  COUNT(*) FILTER (WHERE label_latency_s <= 21600 AND label_latency_s > 14400) AS latency_24,
+  COUNT(*) FILTER (WHERE label_latency_s <= 43200 AND label_latency_s > 21600) AS latency_25,
+  COUNT(*) FILTER (WHERE label_latency_s <= 86400 AND label_latency_s > 43200) AS latency_26,
+  COUNT(*) FILTER (WHERE label_latency_s > 86400) AS latency_27
+FROM TABLE(TUMBLE(TABLE cohort_observations, DESCRIPTOR(event_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
+GROUP BY window_start, window_end, window_time, score_bin, calibration_bin, GROUPING SETS ((model_version), (), (model_version, `country`), (`country`), (model_version, `merchant_category`), (`merchant_category`));
+
+CREATE TEMPORARY VIEW cohort_windows AS
+SELECT
+  window_start,
+  window_end,
+  window_time,
+  model_version,
+  segment_key,
+  segment_value,
+  SUM(n_predictions) AS n_predictions,
+  SUM(predicted_positive) AS predicted_positive,
+  SUM(score_sum) AS score_sum,
+  SUM(expected_tp) AS expected_tp,
+  SUM(expected_fp) AS expected_fp,
+  SUM(expected_fn) AS expected_fn,
+  SUM(expected_tn) AS expected_tn,
+  SUM(n_labelled) AS n_labelled,
+  SUM(tp) AS tp,
+  SUM(fp) AS fp,
+  SUM(tn) AS tn,
+  SUM(fn) AS fn,
+  SUM(sq_err_sum) AS sq_err_sum,
+  SUM(log_loss_sum) AS log_loss_sum,
+  SUM(latency_0) AS latency_0,
+  SUM(latency_1) AS latency_1,
+  SUM(latency_2) AS latency_2,
+  SUM(latency_3) AS latency_3,
+  SUM(latency_4) AS latency_4,
+  SUM(latency_5) AS latency_5,
+  SUM(latency_6) AS latency_6,
+  SUM(latency_7) AS latency_7,
+  SUM(latency_8) AS latency_8,
+  SUM(latency_9) AS latency_9,
+  SUM(latency_10) AS latency_10,
+  SUM(latency_11) AS latency_11,
+  SUM(latency_12) AS latency_12,
+  SUM(latency_13) AS latency_13,
+  SUM(latency_14) AS latency_14,
+  SUM(latency_15) AS latency_15,
+  SUM(latency_16) AS latency_16,
+  SUM(latency_17) AS latency_17,
+  SUM(latency_18) AS latency_18,
+  SUM(latency_19) AS latency_19,
+  SUM(latency_20) AS latency_20,
+  SUM(latency_21) AS latency_21,
+  SUM(latency_22) AS latency_22,
+  SUM(latency_23) AS latency_23,
+  SUM(latency_24) AS latency_24,
+  SUM(latency_25) AS latency_25,
+  SUM(latency_26) AS latency_26,
+  SUM(latency_27) AS latency_27,
+  LISTAGG(CONCAT_WS(':', CAST(score_bin AS STRING), CAST(calibration_bin AS STRING), CAST(n_predictions AS STRING),
+                    CAST(pos AS STRING), CAST(neg AS STRING), CAST(labelled_score_sum AS STRING)), ';') AS bins
+FROM TABLE(TUMBLE(TABLE cohort_bins, DESCRIPTOR(bin_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
+GROUP BY window_start, window_end, window_time, model_version, segment_key, segment_value;
+
+-- Grain: one row per window x model_version (incl. '*') x segment (incl. '*') and revision.
+CREATE TEMPORARY VIEW cohort_final_metrics AS
+SELECT
+  'cohort' AS `view`,
+  DATE_FORMAT(window_start, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS window_start,
+  DATE_FORMAT(window_end, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS window_end,
+  model_version,
+  segment_key,
+  segment_value,
+  2170 AS revision,
+  TRUE AS is_final,
+  n_predictions,
+  n_labelled,
+  CASE WHEN n_predictions > 0 THEN CAST(n_labelled AS DOUBLE) / (n_predictions) END AS label_coverage,
+  CAST(n_predictions AS DOUBLE) / 60 AS throughput_per_s,
+  CASE WHEN n_predictions > 0 THEN CAST(score_sum AS DOUBLE) / (n_predictions) END AS mean_score,
+  CASE WHEN n_predictions > 0 THEN CAST(predicted_positive AS DOUBLE) / (n_predictions) END AS predicted_positive_rate,
+  tp,
+  fp,
+  tn,
+  fn,
+  CASE WHEN n_labelled > 0 THEN CAST(tp + tn AS DOUBLE) / (n_labelled) END AS accuracy,
+  CASE WHEN tp + fp > 0 THEN CAST(tp AS DOUBLE) / (tp + fp) END AS `precision`,
+  CASE WHEN tp + fn > 0 THEN CAST(tp AS DOUBLE) / (tp + fn) END AS recall,
+  CASE WHEN tn + fp > 0 THEN CAST(tn AS DOUBLE) / (tn + fp) END AS specificity,
+  CASE WHEN 2 * tp + fp + fn > 0 THEN CAST(2 * tp AS DOUBLE) / (2 * tp + fp + fn) END AS f1,
+  h.accuracy_ci_low,
+  h.accuracy_ci_high,
+  h.precision_ci_low,
+  h.precision_ci_high,
+  h.recall_ci_low,
+  h.recall_ci_high,
+  h.roc_auc,
+  h.roc_auc_error_bound,
+  h.pr_auc,
+  CASE WHEN n_labelled > 0 THEN CAST(sq_err_sum AS DOUBLE) / (n_labelled) END AS brier,
+  CASE WHEN n_labelled > 0 THEN CAST(log_loss_sum AS DOUBLE) / (n_labelled) END AS log_loss,
+  h.ece,
+  h.mce,
+  h.reliability,
+  h.label_latency_p50_s,
+  h.label_latency_p95_s,
+  h.psi,
+  h.ks_statistic,
+  h.ks_pvalue,
+  CASE WHEN expected_tp + expected_fp + expected_fn + expected_tn > 0 THEN CAST(expected_tp + expected_tn AS DOUBLE) / (expected_tp + expected_fp + expected_fn + expected_tn) END AS estimated_accuracy,
+  CASE WHEN expected_tp + expected_fp > 0 THEN CAST(expected_tp AS DOUBLE) / (expected_tp + expected_fp) END AS estimated_precision,
+  CASE WHEN expected_tp + expected_fn > 0 THEN CAST(expected_tp AS DOUBLE) / (expected_tp + expected_fn) END AS estimated_recall
+FROM (
+  SELECT
+    *,
+    window_metrics(
+      bins,
+      CONCAT_WS(',', CAST(latency_0 AS STRING), CAST(latency_1 AS STRING), CAST(latency_2 AS STRING), CAST(latency_3 AS STRING), CAST(latency_4 AS STRING), CAST(latency_5 AS STRING), CAST(latency_6 AS STRING), CAST(latency_7 AS STRING), CAST(latency_8 AS STRING), CAST(latency_9 AS STRING), CAST(latency_10 AS STRING), CAST(latency_11 AS STRING), CAST(latency_12 AS STRING), CAST(latency_13 AS STRING), CAST(latency_14 AS STRING), CAST(latency_15 AS STRING), CAST(latency_16 AS STRING), CAST(latency_17 AS STRING), CAST(latency_18 AS STRING), CAST(latency_19 AS STRING), CAST(latency_20 AS STRING), CAST(latency_21 AS STRING), CAST(latency_22 AS STRING), CAST(latency_23 AS STRING), CAST(latency_24 AS STRING), CAST(latency_25 AS STRING), CAST(latency_26 AS STRING), CAST(latency_27 AS STRING)),
+      tp, fp, tn, fn,
+      100, 10, '1,2,5,10,20,30,45,60,90,120,180,240,300,450,600,900,1200,1800,2700,3600,5400,7200,10800,14400,21600,43200,86400',
+      CAST(NULL AS STRING)
+    ) AS h
+  FROM cohort_windows
 );
 
 EXECUTE STATEMENT SET
@@ -289,7 +1212,7 @@ WHERE reason IS NOT NULL;
 INSERT INTO labelled_predictions_sink
 SELECT
   transaction_id,
-  model_version,
+  model_version, `country`, `merchant_category`,
   predicted_fraud_score,
   predicted_fraud,
   actual_fraud,
@@ -300,6 +1223,12 @@ FROM labelled_predictions;
 
 -- Every view's rows to the metrics topic.
 INSERT INTO metrics_sink
-SELECT * FROM live_metrics;
+SELECT * FROM live_metrics
+UNION ALL
+SELECT * FROM unlabelled_metrics
+UNION ALL
+SELECT * FROM cohort_revision_metrics
+UNION ALL
+SELECT * FROM cohort_final_metrics;
 
 END;
