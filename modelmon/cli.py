@@ -6,7 +6,9 @@ Heavy imports (pyflink, kafka) stay inside command bodies so `--help` answers at
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
+import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -189,6 +191,49 @@ def simulate(
         progress=lambda line: click.echo(line, err=True),
         n_transactions=transactions,
     )
+
+
+@cli.command()
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="File to write the scores to, one per line (overwritten; missing folders are created).",
+)
+@click.option(
+    "--transactions",
+    type=click.IntRange(min=1),
+    default=20_000,
+    show_default=True,
+    help="Number of simulated transactions; each is scored by every model version in simulator.model_versions.",
+)
+@click.pass_context
+def reference(ctx: click.Context, out: Path, transactions: int) -> None:
+    """Write reference scores for prediction drift (PSI, KS), as the simulated model gives them.
+
+    Simulates --transactions seeded transactions (config section `simulator`), scores each with every
+    model version and writes the scores, one per line: the model's "validation set". Set
+    drift.reference_file to the file and the job compares each window's score distribution with it;
+    without a reference the drift columns are null.
+
+    \b
+    Example:
+      modelmon reference --out reference.txt
+      MODELMON__DRIFT__REFERENCE_FILE=reference.txt modelmon run
+    """
+    import yaml
+
+    from modelmon.reference import write_simulated_reference
+
+    cfg = _config(ctx)
+    written = write_simulated_reference(cfg.simulator, out, transactions)
+    path = out.resolve()
+    versions = ", ".join(cfg.simulator.model_versions)
+    click.echo(f"wrote {written} scores ({transactions} transactions x model versions {versions}) to {path}")
+    snippet = yaml.safe_dump({"drift": {"reference_file": str(path)}}, default_flow_style=False)
+    click.echo("to measure prediction drift against them, set drift.reference_file in the config file:")
+    click.echo(textwrap.indent(snippet, "  "), nl=False)
+    click.echo(f"or in the environment:\n  MODELMON__DRIFT__REFERENCE_FILE={shlex.quote(str(path))}")
 
 
 @cli.command("sql-client")

@@ -7,10 +7,11 @@ import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final
 
 from modelmon.config import ConfigError, SimulatorConfig
 
-FIELD = "predicted_fraud_score"
+FIELD: Final = "predicted_fraud_score"
 
 
 def read_reference_scores(path: Path) -> Iterator[float]:
@@ -30,7 +31,10 @@ def read_reference_scores(path: Path) -> Iterator[float]:
             continue
         try:
             value = json.loads(text)
-            score = float(value[FIELD] if isinstance(value, dict) else value)
+            raw = value[FIELD] if isinstance(value, dict) else value
+            if isinstance(raw, bool):  # float(True) is 1.0, but a boolean is no score
+                raise TypeError(raw)
+            score = float(raw)
         except (ValueError, KeyError, TypeError):
             raise ConfigError(
                 f"config field drift.reference_file: {path}:{number} is neither a score nor a JSON object with {FIELD}"
