@@ -65,9 +65,16 @@ def read_topic(cfg: Config, topic: str, *, idle_timeout_s: float = 5.0) -> Itera
         consumer.close()
 
 
-def latest_by_key(rows: Iterator[dict[str, Any]], key_fields: tuple[str, ...]) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """Collapse an upsert topic to its latest value per key, as a consumer of the metrics topic should."""
+def latest_metrics(rows: Iterator[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """The metrics topic as its readers must see it: per METRICS_KEY the row with the highest revision.
+
+    Provisional and final cohort rows of one key come from different operators, so their order on the topic
+    is not their order of revision; the revision number is.
+    """
     latest: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
-        latest[tuple(row[field] for field in key_fields)] = row
+        key = tuple(row[field] for field in METRICS_KEY)
+        held = latest.get(key)
+        if held is None or row["revision"] >= held["revision"]:
+            latest[key] = row
     return latest

@@ -56,7 +56,10 @@ def fresh_config(data_dir: Path, overrides: dict[str, Any] | None = None) -> Con
         "paths": {"data_dir": str(data_dir)},
     }
     for section, values in (overrides or {}).items():
-        data.setdefault(section, {}).update(values)
+        if isinstance(values, dict):
+            data.setdefault(section, {}).update(values)
+        else:  # a list-valued section (segments) replaces the default
+            data[section] = values
     cfg = Config.model_validate(data)
     ensure_topics(cfg)
     return cfg
@@ -103,7 +106,7 @@ LiveRows = dict[tuple[str, str], dict[str, Any]]
 
 def live_rows(cfg: Config, *, idle_timeout_s: float = 5.0) -> LiveRows:
     """The metrics topic's current live rows (latest per key), keyed by (window_start, model_version)."""
-    from modelmon.topics import METRICS_KEY, latest_by_key, read_topic
+    from modelmon.topics import latest_metrics, read_topic
 
-    rows = latest_by_key(read_topic(cfg, cfg.topics.metrics, idle_timeout_s=idle_timeout_s), METRICS_KEY)
+    rows = latest_metrics(read_topic(cfg, cfg.topics.metrics, idle_timeout_s=idle_timeout_s))
     return {(key[1], key[2]): row for key, row in rows.items() if key[0] == "live" and key[3] == "*"}

@@ -45,22 +45,7 @@ RESULT_TYPE = DataTypes.ROW(
 )
 
 
-@udf(
-    input_types=[
-        DataTypes.STRING(),
-        DataTypes.STRING(),
-        DataTypes.BIGINT(),
-        DataTypes.BIGINT(),
-        DataTypes.BIGINT(),
-        DataTypes.BIGINT(),
-        DataTypes.INT(),
-        DataTypes.INT(),
-        DataTypes.STRING(),
-        DataTypes.STRING(),
-    ],
-    result_type=RESULT_TYPE,
-)
-def window_metrics(
+def _window_metrics(
     bins: str | None,
     latency_counts: str | None,
     tp: int,
@@ -77,3 +62,21 @@ def window_metrics(
     )
     reliability = [Row(b["bin"], b["n"], b["mean_score"], b["observed_rate"]) for b in values["reliability"]]
     return Row(*(values[name] for name in _DOUBLE_FIELDS), reliability)
+
+
+window_metrics = udf(
+    _window_metrics,
+    input_types=[
+        DataTypes.STRING(),
+        DataTypes.STRING(),
+        DataTypes.BIGINT(),
+        DataTypes.BIGINT(),
+        DataTypes.BIGINT(),
+        DataTypes.BIGINT(),
+        DataTypes.INT(),
+        DataTypes.INT(),
+        DataTypes.STRING(),
+        DataTypes.STRING(),
+    ],
+    result_type=RESULT_TYPE,
+)

@@ -44,9 +44,10 @@ CREATE TABLE predictions_raw (
   'properties.bootstrap.servers' = '127.0.0.1:9092',
   'properties.group.id' = 'modelmon',
   'properties.isolation.level' = 'read_committed',
+  -- No idle timeout: every record is there from the start, so a partition is never idle, only slower to
+  -- read (e.g. under backpressure), and marking it idle would make its records late.
   'scan.startup.mode' = 'earliest-offset',
   'scan.bounded.mode' = 'latest-offset',
-  'scan.watermark.idle-timeout' = '30000 ms',
   'format' = 'raw'
 );
 
@@ -68,9 +69,10 @@ CREATE TABLE labels_raw (
   'properties.bootstrap.servers' = '127.0.0.1:9092',
   'properties.group.id' = 'modelmon',
   'properties.isolation.level' = 'read_committed',
+  -- No idle timeout: every record is there from the start, so a partition is never idle, only slower to
+  -- read (e.g. under backpressure), and marking it idle would make its records late.
   'scan.startup.mode' = 'earliest-offset',
   'scan.bounded.mode' = 'latest-offset',
-  'scan.watermark.idle-timeout' = '30000 ms',
   'format' = 'raw'
 );
 

@@ -1,0 +1,219 @@
+"""The complete metric set of the three views, from a bounded run, against scikit-learn on the same rows."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+from modelmon.producers.simulator import generate
+from scipy.stats import ks_2samp
+
+from modelmon.config import Config, SimulatorConfig
+from modelmon.kafka_local import LocalKafka
+from modelmon.reference import write_simulated_reference
+from modelmon.topics import latest_metrics, read_topic
+from tests.kafka_helpers import fresh_config, json_records, produce, run_cli, write_config
+from tests.oracle import (
+    SCORE_BINS,
+    bin_of,
+    group_rows,
+    join_labels,
+    labelled_metrics,
+    prediction_metrics,
+)
+
+pytestmark = pytest.mark.integration
+
+START = datetime(2026, 2, 2, 8, 0, tzinfo=UTC)
+# Fewer top values than the simulator draws, so 'other' segments appear.
+SEGMENTS = {"country": ("US", "GB"), "merchant_category": ("grocery", "travel", "electronics")}
+COUNT_FIELDS = ("n_labelled", "tp", "fp", "tn", "fn")
+RATE_FIELDS = ("accuracy", "precision", "recall", "f1", "specificity")
+
+
+def dataset() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Two versions scoring each transaction; predictions and labels out of order; labels 5 s to 4 min late,
+    15% never; with a 3 min horizon, some labels come too late."""
+    sim = SimulatorConfig(
+        rate=20,
+        fraud_rate=0.15,
+        model_versions=("v1", "v2"),
+        label_rate=0.85,
+        label_delay_min=timedelta(seconds=5),
+        label_delay_max=timedelta(minutes=4),
+        seed=11,
+    )
+    data = generate(sim, START, n_transactions=4000)
+    predictions = [dict(p) for p in data.predictions]
+    labels = sorted((dict(label) for label in data.labels), key=lambda label: label["label_time"])
+    rng = random.Random(5)
+    for records in (predictions, labels):
+        for i in range(0, len(records) - 1, 2):
+            if rng.random() < 0.5:
+                records[i], records[i + 1] = records[i + 1], records[i]
+    return predictions, labels
+
+
+def with_latency(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for pair in pairs:
+        delta = datetime.fromisoformat(pair["label_time"]) - datetime.fromisoformat(pair["event_time"])
+        pair["label_latency_s"] = int(delta.total_seconds())  # TIMESTAMPDIFF truncates toward zero
+    return pairs
+
+
+@pytest.fixture(scope="module")
+def run(kafka_broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One bounded run, shared by the checks below; returns config, inputs and the metrics topic."""
+    tmp = tmp_path_factory.mktemp("metric-set")
+    data_dir = tmp / "modelmon"
+    reference = tmp / "reference-scores.txt"
+    write_simulated_reference(SimulatorConfig(seed=99, fraud_rate=0.15), reference, n_transactions=3000)
+    cfg: Config = fresh_config(
+        data_dir,
+        {
+            "join": {"label_horizon": "3min", "max_label_skew": "10s"},
+            "segments": [{"name": name, "values": list(values)} for name, values in SEGMENTS.items()],
+            "drift": {"reference_file": str(reference)},
+        },
+    )
+    predictions, labels = dataset()
+    produce(cfg, cfg.topics.predictions, json_records(predictions, "event_time"))
+    produce(cfg, cfg.topics.labels, json_records(labels, "label_time"))
+    result = run_cli(write_config(cfg, tmp / "modelmon.yaml"), "run", "--bounded")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = list(read_topic(cfg, cfg.topics.metrics))
+    pairs = with_latency(join_labels(predictions, labels, horizon=cfg.join.label_horizon, skew=cfg.join.max_label_skew))
+    assert len(pairs) < len(labels) * 2, "the horizon must cut some labels for this test to mean anything"
+    reference_scores = np.loadtxt(reference)
+    return {"cfg": cfg, "predictions": predictions, "pairs": pairs, "rows": rows, "reference": reference_scores}
+
+
+def view_rows(run: dict[str, Any], view: str) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+    return {key[1:]: row for key, row in latest_metrics(iter(run["rows"])).items() if key[0] == view}
+
+
+def check_labelled(got: dict[str, Any], want: dict[str, Any], latency_edges: list[float], key: object) -> None:
+    for name in COUNT_FIELDS:
+        assert got[name] == want[name], (key, name)
+    for name in RATE_FIELDS:
+        assert got[name] == pytest.approx(want[name], abs=1e-12), (key, name)
+    for name in ("brier", "log_loss", "ece", "mce"):
+        assert got[name] == pytest.approx(want[name], abs=1e-9), (key, name)
+    if want["roc_auc"] is None:
+        assert got["roc_auc"] is None, key
+    else:
+        assert abs(got["roc_auc"] - want["roc_auc"]) <= got["roc_auc_error_bound"] + 1e-12, key
+    if want["pr_auc_binned"] is None:
+        assert got["pr_auc"] is None, key
+    else:
+        assert got["pr_auc"] == pytest.approx(want["pr_auc_binned"], abs=1e-9), key
+    prob_true, prob_pred, counts = want["reliability"]
+    assert [b["n"] for b in got["reliability"]] == counts.tolist(), key
+    assert [b["observed_rate"] for b in got["reliability"]] == pytest.approx(prob_true.tolist(), abs=1e-12)
+    assert [b["mean_score"] for b in got["reliability"]] == pytest.approx(prob_pred.tolist(), abs=1e-9)
+    for q, name in ((50, "label_latency_p50_s"), (95, "label_latency_p95_s")):
+        # The estimate lies in the bucket of numpy's inverted-CDF percentile (buckets closed above).
+        true = float(np.percentile(want["latency"], q, method="inverted_cdf"))
+        bounds = [0.0, *latency_edges, float("inf")]
+        i = max(int(np.searchsorted(bounds, max(true, 0.0), side="left")), 1)
+        assert bounds[i - 1] <= got[name] <= bounds[i], (key, name, got[name], true)
+    for rate, low, high in (("accuracy", "accuracy_ci_low", "accuracy_ci_high"),):
+        assert got[low] <= got[rate] <= got[high], key
+
+
+def check_drift(got: dict[str, Any], scores: np.ndarray, reference: np.ndarray, key: object) -> None:
+    ref = np.bincount(bin_of(reference, SCORE_BINS), minlength=SCORE_BINS) / len(reference)
+    cur = np.bincount(bin_of(scores, SCORE_BINS), minlength=SCORE_BINS) / len(scores)
+    ref, cur = np.where(ref == 0, 1e-4, ref), np.where(cur == 0, 1e-4, cur)
+    assert got["psi"] == pytest.approx(float(np.sum((cur - ref) * np.log(cur / ref))), abs=1e-9), key
+    # KS of the binned scores: scipy on scores snapped to their bin, exactly; its p-value asymptotically.
+    ks = ks_2samp(bin_of(reference, SCORE_BINS), bin_of(scores, SCORE_BINS), method="asymp")
+    assert got["ks_statistic"] == pytest.approx(float(ks.statistic), abs=1e-12), key
+    if len(scores) >= 20:
+        assert got["ks_pvalue"] == pytest.approx(float(ks.pvalue), abs=0.05), key
+
+
+def test_live_view_equals_sklearn(run: dict[str, Any]) -> None:
+    cfg: Config = run["cfg"]
+    edges = [e.total_seconds() for e in cfg.metrics.latency_buckets]
+    expected = group_rows(run["pairs"], "label_time", cfg.windows.size, SEGMENTS)
+    actual = view_rows(run, "live")
+    assert set(actual) == set(expected)
+    worst = 0.0
+    for key, rows in expected.items():
+        want = labelled_metrics(rows)
+        got = actual[key]
+        assert got["is_final"] is True and got["n_predictions"] == len(rows), key
+        check_labelled(got, want, edges, key)
+        if key[1:] == ("*", "*", "*") and want["roc_auc"] is not None:
+            worst = max(worst, abs(got["roc_auc"] - want["roc_auc"]))
+    print(f"live: {len(actual)} rows; largest |AUC - sklearn| over whole windows {worst:.5f}")
+    assert worst <= 0.002
+
+
+def test_unlabelled_view_counts_drift_and_estimates(run: dict[str, Any]) -> None:
+    cfg: Config = run["cfg"]
+    expected = group_rows(run["predictions"], "event_time", cfg.windows.size, SEGMENTS)
+    actual = view_rows(run, "unlabelled")
+    assert set(actual) == set(expected)
+    for key, rows in expected.items():
+        want = prediction_metrics(rows, cfg.windows.size)
+        got = actual[key]
+        assert got["n_predictions"] == want["n_predictions"] and got["n_labelled"] == 0, key
+        assert got["accuracy"] is None and got["roc_auc"] is None and got["label_coverage"] == 0.0, key
+        for name in ("throughput_per_s", "mean_score", "predicted_positive_rate", "estimated_accuracy",
+                     "estimated_precision", "estimated_recall"):  # fmt: skip
+            assert got[name] == pytest.approx(want[name], abs=1e-9), (key, name)
+        check_drift(got, want["scores"], run["reference"], key)
+
+
+def test_final_cohort_equals_batch_recomputation(run: dict[str, Any]) -> None:
+    cfg: Config = run["cfg"]
+    edges = [e.total_seconds() for e in cfg.metrics.latency_buckets]
+    predicted = group_rows(run["predictions"], "event_time", cfg.windows.size, SEGMENTS)
+    labelled = group_rows(run["pairs"], "event_time", cfg.windows.size, SEGMENTS)
+    actual = view_rows(run, "cohort")
+    assert set(actual) == set(predicted)
+    coverage = []
+    for key, rows in predicted.items():
+        got = actual[key]
+        assert got["is_final"] is True, key
+        assert got["n_predictions"] == len(rows), key
+        # Labels that never came (or came after the horizon) leave predictions unlabelled, not negative.
+        assert got["label_coverage"] == pytest.approx(len(labelled.get(key, [])) / len(rows), abs=1e-12), key
+        if key in labelled:
+            check_labelled(got, labelled_metrics(labelled[key]), edges, key)
+        else:
+            assert got["n_labelled"] == 0 and got["accuracy"] is None, key
+        check_drift(got, prediction_metrics(rows, cfg.windows.size)["scores"], run["reference"], key)
+        coverage.append(got["label_coverage"])
+    print(f"cohort: {len(actual)} final rows, label coverage {min(coverage):.3f}..{max(coverage):.3f}")
+    assert min(coverage) > 0.5 and max(coverage) < 1.0
+
+
+def test_cohort_revisions_grow_to_the_final_row(run: dict[str, Any]) -> None:
+    revisions: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in run["rows"]:
+        if row["view"] == "cohort":
+            key = (row["window_start"], row["model_version"], row["segment_key"], row["segment_value"])
+            revisions.setdefault(key, []).append(row)
+    assert revisions
+    several = 0
+    for key, rows in revisions.items():
+        provisional = sorted((r for r in rows if not r["is_final"]), key=lambda r: r["revision"])
+        final = [r for r in rows if r["is_final"]]
+        assert len(final) == 1, key
+        assert provisional, key
+        numbers = [r["revision"] for r in provisional]
+        assert numbers == sorted(set(numbers)) and numbers[-1] < final[0]["revision"], key
+        labelled = [r["n_labelled"] for r in provisional]
+        assert labelled == sorted(labelled), key  # labels only ever add up
+        # In a bounded run every label has arrived: the last provisional revision is the final one's data.
+        for name in ("n_predictions", *COUNT_FIELDS):
+            assert provisional[-1][name] == final[0][name], (key, name)
+        several += len(provisional) > 1
+    print(f"cohort: {several} of {len(revisions)} series revised more than once")
+    assert several > len(revisions) // 2
