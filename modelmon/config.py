@@ -27,6 +27,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from modelmon.errors import ModelmonError
@@ -293,6 +294,19 @@ class DriftConfig(Section):
     reference_file: Path | None = None
 
 
+class ComparisonConfig(Section):
+    """Champion vs challenger: two model versions scoring the same transactions (shadow traffic)."""
+
+    champion: Label
+    challenger: Label
+
+    @model_validator(mode="after")
+    def _two_versions(self) -> ComparisonConfig:
+        if self.champion == self.challenger:
+            raise ValueError(f"champion and challenger must differ, both are {self.champion!r}")
+        return self
+
+
 class PathsConfig(Section):
     data_dir: Path = Path(".modelmon")
     # Default: jvm/target of the source checkout (filled by `make jars`).
@@ -312,6 +326,11 @@ class Config(Section):
     metrics: MetricsConfig = MetricsConfig()
     cohort: CohortConfig = CohortConfig()
     drift: DriftConfig = DriftConfig()
+    # The simulator's two versions by default; a pair whose versions never score the same transaction
+    # produces no rows.
+    comparisons: tuple[ComparisonConfig, ...] = Field(
+        (ComparisonConfig(champion="v1", challenger="v2"),), max_length=8
+    )
 
     @field_validator("segments")
     @classmethod
@@ -319,6 +338,15 @@ class Config(Section):
         names = [segment.name for segment in value]
         if len(set(names)) != len(names):
             raise ValueError(f"each segment name may appear once, got {names}")
+        return value
+
+    @field_validator("comparisons")
+    @classmethod
+    def _one_row_per_challenger(cls, value: tuple[ComparisonConfig, ...]) -> tuple[ComparisonConfig, ...]:
+        # A comparison row is keyed by its challenger (model_version) on the metrics topic.
+        challengers = [pair.challenger for pair in value]
+        if len(set(challengers)) != len(challengers):
+            raise ValueError(f"each challenger may appear in one comparison, got {challengers}")
         return value
 
 

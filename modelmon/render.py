@@ -30,6 +30,7 @@ VIEWS = (
     "views/live",
     "views/unlabelled",
     "views/cohort",
+    "views/comparison",
 )
 INSERTS = ("inserts/dead_letter", "inserts/labelled_predictions", "inserts/metrics")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelmon.udfs import metrics_math as mm
 from modelmon.udfs import window_metrics as wm
 from pyflink.common import Row
 from pyflink.table import DataTypes
@@ -79,4 +80,10 @@ window_metrics = udf(
         DataTypes.STRING(),
     ],
     result_type=RESULT_TYPE,
+)
+
+
+# Exact McNemar p-value of a champion/challenger comparison (b, c: the discordant pairs).
+mcnemar_pvalue = udf(
+    mm.mcnemar_pvalue, input_types=[DataTypes.BIGINT(), DataTypes.BIGINT()], result_type=DataTypes.DOUBLE()
 )

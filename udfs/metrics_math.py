@@ -501,3 +501,29 @@ def cbpe_estimates(counts: Sequence[int], score_sums: Sequence[float], threshold
         expected_fn=math.fsum(sums[:t]),
         expected_tn=math.fsum(c_i - s for c_i, s in zip(c[:t], sums[:t], strict=True)),
     )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Champion vs challenger
+
+
+def mcnemar_pvalue(b: int, c: int) -> float | None:
+    """Exact two-sided McNemar test on paired correctness (scipy.stats.binomtest(b, b + c).pvalue).
+
+    b = pairs the champion got right and the challenger wrong, c = the reverse; pairs both got right or
+    both wrong say nothing about which is better. Under "equally good", b ~ Binomial(b + c, 1/2), so the
+    p-value is 2 * P(X <= min(b, c)), capped at 1. Summed in log space, so it is exact for any window size
+    without the chi-square approximation. None when no pair disagrees.
+    """
+    k, other = operator.index(b), operator.index(c)
+    if k < 0 or other < 0:
+        raise ValueError(f"need b, c >= 0, got b={b!r}, c={c!r}")
+    n = k + other
+    if n == 0:
+        return None
+    low = min(k, other)
+    log_half_n = n * math.log(0.5)
+    log_terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + log_half_n for i in range(low + 1)]
+    top = max(log_terms)
+    tail = math.exp(top) * math.fsum(math.exp(t - top) for t in log_terms)
+    return min(1.0, 2.0 * tail)

@@ -217,3 +217,47 @@ def test_cohort_revisions_grow_to_the_final_row(run: dict[str, Any]) -> None:
         several += len(provisional) > 1
     print(f"cohort: {several} of {len(revisions)} series revised more than once")
     assert several > len(revisions) // 2
+
+
+def test_champion_challenger_on_shared_transactions(run: dict[str, Any]) -> None:
+    from scipy.stats import binomtest
+    from sklearn.metrics import accuracy_score, brier_score_loss, recall_score
+
+    cfg: Config = run["cfg"]
+    by_version: dict[str, dict[str, dict[str, Any]]] = {"v1": {}, "v2": {}}
+    for pair in run["pairs"]:
+        by_version[pair["model_version"]][pair["transaction_id"]] = pair
+    paired = [
+        {**champion, "model_version": "v2", "challenger": by_version["v2"][tx]}
+        for tx, champion in by_version["v1"].items()
+        if tx in by_version["v2"]
+    ]
+    expected = {
+        k: rows for k, rows in group_rows(paired, "label_time", cfg.windows.size, SEGMENTS).items() if k[1] == "v2"
+    }
+    actual = view_rows(run, "comparison")
+    assert set(actual) == set(expected)
+    significant = 0
+    for key, rows in expected.items():
+        got = actual[key]
+        y = [r["actual_fraud"] for r in rows]
+        champ = [r["predicted_fraud"] for r in rows]
+        chall = [r["challenger"]["predicted_fraud"] for r in rows]
+        b = sum(c == t and h != t for c, h, t in zip(champ, chall, y, strict=True))
+        c = sum(c != t and h == t for c, h, t in zip(champ, chall, y, strict=True))
+        assert (got["compared_to"], got["n_labelled"], got["mcnemar_b"], got["mcnemar_c"]) == ("v1", len(rows), b, c)
+        assert got["accuracy_diff"] == pytest.approx(accuracy_score(y, chall) - accuracy_score(y, champ), abs=1e-12)
+        if 0 < sum(y):
+            want = recall_score(y, chall) - recall_score(y, champ)
+            assert got["recall_diff"] == pytest.approx(want, abs=1e-12), key
+        brier = brier_score_loss(y, [r["challenger"]["predicted_fraud_score"] for r in rows]) - brier_score_loss(
+            y, [r["predicted_fraud_score"] for r in rows]
+        )
+        assert got["brier_diff"] == pytest.approx(brier, abs=1e-9), key
+        if b + c == 0:
+            assert got["mcnemar_pvalue"] is None and got["significant"] is False, key
+        else:
+            assert got["mcnemar_pvalue"] == pytest.approx(binomtest(b, b + c).pvalue, rel=1e-9), key
+            assert got["significant"] == (got["mcnemar_pvalue"] < 0.05), key
+        significant += got["significant"]
+    print(f"comparison: {len(actual)} rows, {significant} with a significant difference")

@@ -125,6 +125,20 @@ CREATE TABLE metrics_sink (
   estimated_accuracy DOUBLE,     -- CBPE: expected from the scores alone, before labels
   estimated_precision DOUBLE,
   estimated_recall DOUBLE,
+  -- view 'comparison' only: the challenger (model_version) against the champion on the transactions both
+  -- scored, by label arrival as in the live view; the rates above are the challenger's on those pairs.
+  compared_to STRING,            -- the champion's model_version
+  mcnemar_b BIGINT,              -- pairs only the champion got right
+  mcnemar_c BIGINT,              -- pairs only the challenger got right
+  mcnemar_pvalue DOUBLE,         -- exact two-sided McNemar test
+  significant BOOLEAN,           -- mcnemar_pvalue < 0.05
+  accuracy_diff DOUBLE,          -- challenger - champion
+  precision_diff DOUBLE,
+  recall_diff DOUBLE,
+  specificity_diff DOUBLE,
+  f1_diff DOUBLE,
+  brier_diff DOUBLE,
+  log_loss_diff DOUBLE,
   PRIMARY KEY (`view`, window_start, model_version, segment_key, segment_value) NOT ENFORCED
 ) WITH (
   'connector' = 'upsert-kafka',
@@ -185,6 +199,8 @@ CREATE TABLE dead_letter_sink (
 -- The Python UDF that turns one aggregated window row into its histogram metrics (udfs/functions.py).
 -- It runs in Python workers started with `python.executable`, which must import modelmon.
 CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS window_metrics AS 'modelmon.udfs.functions.window_metrics' LANGUAGE PYTHON;
+
+CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS mcnemar_pvalue AS 'modelmon.udfs.functions.mcnemar_pvalue' LANGUAGE PYTHON;
 
 -- Predictions parsed from JSON and checked; `reason` is NULL for a valid row and says what is wrong
 -- otherwise (invalid rows go to the dead-letter topic, valid ones to the join).
@@ -279,7 +295,7 @@ WHERE p.reason IS NULL AND l.reason IS NULL;
 -- Grain: one row per (prediction, label) pair, label_time as row time.
 CREATE TEMPORARY VIEW live_input AS
 -- event_time is cast to a plain timestamp: label_time is the one row time.
-SELECT model_version, `country`, `merchant_category`, predicted_fraud_score, predicted_fraud, actual_fraud, label_latency_s,
+SELECT transaction_id, model_version, `country`, `merchant_category`, predicted_fraud_score, predicted_fraud, actual_fraud, label_latency_s,
        CAST(event_time AS TIMESTAMP(3)) AS event_time, label_time
 FROM labelled_predictions;
 
@@ -467,7 +483,19 @@ SELECT
   h.ks_pvalue,
   CASE WHEN expected_tp + expected_fp + expected_fn + expected_tn > 0 THEN CAST(expected_tp + expected_tn AS DOUBLE) / (expected_tp + expected_fp + expected_fn + expected_tn) END AS estimated_accuracy,
   CASE WHEN expected_tp + expected_fp > 0 THEN CAST(expected_tp AS DOUBLE) / (expected_tp + expected_fp) END AS estimated_precision,
-  CASE WHEN expected_tp + expected_fn > 0 THEN CAST(expected_tp AS DOUBLE) / (expected_tp + expected_fn) END AS estimated_recall
+  CASE WHEN expected_tp + expected_fn > 0 THEN CAST(expected_tp AS DOUBLE) / (expected_tp + expected_fn) END AS estimated_recall,
+  CAST(NULL AS STRING) AS compared_to,
+  CAST(NULL AS BIGINT) AS mcnemar_b,
+  CAST(NULL AS BIGINT) AS mcnemar_c,
+  CAST(NULL AS DOUBLE) AS mcnemar_pvalue,
+  CAST(NULL AS BOOLEAN) AS significant,
+  CAST(NULL AS DOUBLE) AS accuracy_diff,
+  CAST(NULL AS DOUBLE) AS precision_diff,
+  CAST(NULL AS DOUBLE) AS recall_diff,
+  CAST(NULL AS DOUBLE) AS specificity_diff,
+  CAST(NULL AS DOUBLE) AS f1_diff,
+  CAST(NULL AS DOUBLE) AS brier_diff,
+  CAST(NULL AS DOUBLE) AS log_loss_diff
 FROM (
   SELECT
     *,
@@ -670,7 +698,19 @@ SELECT
   h.ks_pvalue,
   CASE WHEN expected_tp + expected_fp + expected_fn + expected_tn > 0 THEN CAST(expected_tp + expected_tn AS DOUBLE) / (expected_tp + expected_fp + expected_fn + expected_tn) END AS estimated_accuracy,
   CASE WHEN expected_tp + expected_fp > 0 THEN CAST(expected_tp AS DOUBLE) / (expected_tp + expected_fp) END AS estimated_precision,
-  CASE WHEN expected_tp + expected_fn > 0 THEN CAST(expected_tp AS DOUBLE) / (expected_tp + expected_fn) END AS estimated_recall
+  CASE WHEN expected_tp + expected_fn > 0 THEN CAST(expected_tp AS DOUBLE) / (expected_tp + expected_fn) END AS estimated_recall,
+  CAST(NULL AS STRING) AS compared_to,
+  CAST(NULL AS BIGINT) AS mcnemar_b,
+  CAST(NULL AS BIGINT) AS mcnemar_c,
+  CAST(NULL AS DOUBLE) AS mcnemar_pvalue,
+  CAST(NULL AS BOOLEAN) AS significant,
+  CAST(NULL AS DOUBLE) AS accuracy_diff,
+  CAST(NULL AS DOUBLE) AS precision_diff,
+  CAST(NULL AS DOUBLE) AS recall_diff,
+  CAST(NULL AS DOUBLE) AS specificity_diff,
+  CAST(NULL AS DOUBLE) AS f1_diff,
+  CAST(NULL AS DOUBLE) AS brier_diff,
+  CAST(NULL AS DOUBLE) AS log_loss_diff
 FROM (
   SELECT
     *,
@@ -960,7 +1000,19 @@ SELECT
   h.ks_pvalue,
   CASE WHEN expected_tp + expected_fp + expected_fn + expected_tn > 0 THEN CAST(expected_tp + expected_tn AS DOUBLE) / (expected_tp + expected_fp + expected_fn + expected_tn) END AS estimated_accuracy,
   CASE WHEN expected_tp + expected_fp > 0 THEN CAST(expected_tp AS DOUBLE) / (expected_tp + expected_fp) END AS estimated_precision,
-  CASE WHEN expected_tp + expected_fn > 0 THEN CAST(expected_tp AS DOUBLE) / (expected_tp + expected_fn) END AS estimated_recall
+  CASE WHEN expected_tp + expected_fn > 0 THEN CAST(expected_tp AS DOUBLE) / (expected_tp + expected_fn) END AS estimated_recall,
+  CAST(NULL AS STRING) AS compared_to,
+  CAST(NULL AS BIGINT) AS mcnemar_b,
+  CAST(NULL AS BIGINT) AS mcnemar_c,
+  CAST(NULL AS DOUBLE) AS mcnemar_pvalue,
+  CAST(NULL AS BOOLEAN) AS significant,
+  CAST(NULL AS DOUBLE) AS accuracy_diff,
+  CAST(NULL AS DOUBLE) AS precision_diff,
+  CAST(NULL AS DOUBLE) AS recall_diff,
+  CAST(NULL AS DOUBLE) AS specificity_diff,
+  CAST(NULL AS DOUBLE) AS f1_diff,
+  CAST(NULL AS DOUBLE) AS brier_diff,
+  CAST(NULL AS DOUBLE) AS log_loss_diff
 FROM (
   SELECT
     *,
@@ -1183,7 +1235,19 @@ SELECT
   h.ks_pvalue,
   CASE WHEN expected_tp + expected_fp + expected_fn + expected_tn > 0 THEN CAST(expected_tp + expected_tn AS DOUBLE) / (expected_tp + expected_fp + expected_fn + expected_tn) END AS estimated_accuracy,
   CASE WHEN expected_tp + expected_fp > 0 THEN CAST(expected_tp AS DOUBLE) / (expected_tp + expected_fp) END AS estimated_precision,
-  CASE WHEN expected_tp + expected_fn > 0 THEN CAST(expected_tp AS DOUBLE) / (expected_tp + expected_fn) END AS estimated_recall
+  CASE WHEN expected_tp + expected_fn > 0 THEN CAST(expected_tp AS DOUBLE) / (expected_tp + expected_fn) END AS estimated_recall,
+  CAST(NULL AS STRING) AS compared_to,
+  CAST(NULL AS BIGINT) AS mcnemar_b,
+  CAST(NULL AS BIGINT) AS mcnemar_c,
+  CAST(NULL AS DOUBLE) AS mcnemar_pvalue,
+  CAST(NULL AS BOOLEAN) AS significant,
+  CAST(NULL AS DOUBLE) AS accuracy_diff,
+  CAST(NULL AS DOUBLE) AS precision_diff,
+  CAST(NULL AS DOUBLE) AS recall_diff,
+  CAST(NULL AS DOUBLE) AS specificity_diff,
+  CAST(NULL AS DOUBLE) AS f1_diff,
+  CAST(NULL AS DOUBLE) AS brier_diff,
+  CAST(NULL AS DOUBLE) AS log_loss_diff
 FROM (
   SELECT
     *,
@@ -1196,6 +1260,114 @@ FROM (
     ) AS h
   FROM cohort_windows
 );
+
+-- Champion vs challenger: both versions' predictions of the same transaction, paired through their shared
+-- label (same label_time, so a zero-width interval join), per configured comparison.
+CREATE TEMPORARY VIEW paired_labels AS
+SELECT
+  champion.label_time,
+  'v2' AS model_version,
+  'v1' AS compared_to, champion.`country`, champion.`merchant_category`,
+  champion.actual_fraud,
+  champion.predicted_fraud AS champion_predicted,
+  challenger.predicted_fraud AS challenger_predicted,
+  champion.predicted_fraud_score AS champion_score,
+  challenger.predicted_fraud_score AS challenger_score
+FROM live_input AS champion
+JOIN live_input AS challenger
+  ON champion.transaction_id = challenger.transaction_id
+ AND challenger.label_time BETWEEN champion.label_time AND champion.label_time
+WHERE champion.model_version = 'v1' AND challenger.model_version = 'v2';
+
+CREATE TEMPORARY VIEW comparison_windows AS
+SELECT
+  window_start,
+  window_end,
+  model_version,
+  compared_to,
+  CASE WHEN GROUPING(`country`) = 0 THEN 'country' WHEN GROUPING(`merchant_category`) = 0 THEN 'merchant_category' ELSE '*' END AS segment_key,
+  CASE WHEN GROUPING(`country`) = 0 THEN `country` WHEN GROUPING(`merchant_category`) = 0 THEN `merchant_category` ELSE '*' END AS segment_value,
+  COUNT(*) AS n_paired,
+  COUNT(*) FILTER (WHERE champion_predicted = 1 AND actual_fraud = 1) AS champion_tp,
+  COUNT(*) FILTER (WHERE champion_predicted = 1 AND actual_fraud = 0) AS champion_fp,
+  COUNT(*) FILTER (WHERE champion_predicted = 0 AND actual_fraud = 0) AS champion_tn,
+  COUNT(*) FILTER (WHERE champion_predicted = 0 AND actual_fraud = 1) AS champion_fn,
+  SUM((champion_score - actual_fraud) * (champion_score - actual_fraud)) AS champion_sq_err_sum,
+  SUM(-LN(GREATEST(LEAST(CASE WHEN actual_fraud = 1 THEN champion_score ELSE 1.0E0 - champion_score END,
+                         1.0E0 - 1.0E-15), 1.0E-15))) AS champion_log_loss_sum,
+  COUNT(*) FILTER (WHERE challenger_predicted = 1 AND actual_fraud = 1) AS challenger_tp,
+  COUNT(*) FILTER (WHERE challenger_predicted = 1 AND actual_fraud = 0) AS challenger_fp,
+  COUNT(*) FILTER (WHERE challenger_predicted = 0 AND actual_fraud = 0) AS challenger_tn,
+  COUNT(*) FILTER (WHERE challenger_predicted = 0 AND actual_fraud = 1) AS challenger_fn,
+  SUM((challenger_score - actual_fraud) * (challenger_score - actual_fraud)) AS challenger_sq_err_sum,
+  SUM(-LN(GREATEST(LEAST(CASE WHEN actual_fraud = 1 THEN challenger_score ELSE 1.0E0 - challenger_score END,
+                         1.0E0 - 1.0E-15), 1.0E-15))) AS challenger_log_loss_sum,
+  COUNT(*) FILTER (WHERE champion_predicted = actual_fraud AND challenger_predicted <> actual_fraud) AS mcnemar_b,
+  COUNT(*) FILTER (WHERE champion_predicted <> actual_fraud AND challenger_predicted = actual_fraud) AS mcnemar_c
+FROM TABLE(TUMBLE(TABLE paired_labels, DESCRIPTOR(label_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
+GROUP BY window_start, window_end, model_version, compared_to, GROUPING SETS ((), (`country`), (`merchant_category`));
+
+-- Grain: one row per window x comparison x segment (incl. '*'), columns as in sinks/metrics.
+CREATE TEMPORARY VIEW comparison_metrics AS
+SELECT
+  'comparison' AS `view`,
+  DATE_FORMAT(window_start, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS window_start,
+  DATE_FORMAT(window_end, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS window_end,
+  model_version,
+  segment_key,
+  segment_value,
+  0 AS revision,
+  TRUE AS is_final,
+  n_paired AS n_predictions,
+  n_paired AS n_labelled,
+  CAST(NULL AS DOUBLE) AS label_coverage,
+  CAST(NULL AS DOUBLE) AS throughput_per_s,
+  CAST(NULL AS DOUBLE) AS mean_score,
+  CAST(NULL AS DOUBLE) AS predicted_positive_rate,
+  challenger_tp AS tp,
+  challenger_fp AS fp,
+  challenger_tn AS tn,
+  challenger_fn AS fn,
+  CASE WHEN n_paired > 0 THEN CAST(challenger_tp + challenger_tn AS DOUBLE) / (n_paired) END AS `accuracy`,
+  CASE WHEN challenger_tp + challenger_fp > 0 THEN CAST(challenger_tp AS DOUBLE) / (challenger_tp + challenger_fp) END AS `precision`,
+  CASE WHEN challenger_tp + challenger_fn > 0 THEN CAST(challenger_tp AS DOUBLE) / (challenger_tp + challenger_fn) END AS `recall`,
+  CASE WHEN challenger_tn + challenger_fp > 0 THEN CAST(challenger_tn AS DOUBLE) / (challenger_tn + challenger_fp) END AS `specificity`,
+  CASE WHEN 2 * challenger_tp + challenger_fp + challenger_fn > 0 THEN CAST(2 * challenger_tp AS DOUBLE) / (2 * challenger_tp + challenger_fp + challenger_fn) END AS `f1`,
+  CAST(NULL AS DOUBLE) AS accuracy_ci_low,
+  CAST(NULL AS DOUBLE) AS accuracy_ci_high,
+  CAST(NULL AS DOUBLE) AS precision_ci_low,
+  CAST(NULL AS DOUBLE) AS precision_ci_high,
+  CAST(NULL AS DOUBLE) AS recall_ci_low,
+  CAST(NULL AS DOUBLE) AS recall_ci_high,
+  CAST(NULL AS DOUBLE) AS roc_auc,
+  CAST(NULL AS DOUBLE) AS roc_auc_error_bound,
+  CAST(NULL AS DOUBLE) AS pr_auc,
+  CASE WHEN n_paired > 0 THEN CAST(challenger_sq_err_sum AS DOUBLE) / (n_paired) END AS brier,
+  CASE WHEN n_paired > 0 THEN CAST(challenger_log_loss_sum AS DOUBLE) / (n_paired) END AS log_loss,
+  CAST(NULL AS DOUBLE) AS ece,
+  CAST(NULL AS DOUBLE) AS mce,
+  CAST(NULL AS ARRAY<ROW<`bin` INT, n BIGINT, mean_score DOUBLE, observed_rate DOUBLE>>) AS reliability,
+  CAST(NULL AS DOUBLE) AS label_latency_p50_s,
+  CAST(NULL AS DOUBLE) AS label_latency_p95_s,
+  CAST(NULL AS DOUBLE) AS psi,
+  CAST(NULL AS DOUBLE) AS ks_statistic,
+  CAST(NULL AS DOUBLE) AS ks_pvalue,
+  CAST(NULL AS DOUBLE) AS estimated_accuracy,
+  CAST(NULL AS DOUBLE) AS estimated_precision,
+  CAST(NULL AS DOUBLE) AS estimated_recall,
+  compared_to,
+  mcnemar_b,
+  mcnemar_c,
+  mcnemar_pvalue(mcnemar_b, mcnemar_c) AS mcnemar_pvalue,
+  COALESCE(mcnemar_pvalue(mcnemar_b, mcnemar_c) < 0.05, FALSE) AS significant,
+  CASE WHEN n_paired > 0 THEN CAST(challenger_tp + challenger_tn AS DOUBLE) / (n_paired) END - CASE WHEN n_paired > 0 THEN CAST(champion_tp + champion_tn AS DOUBLE) / (n_paired) END AS accuracy_diff,
+  CASE WHEN challenger_tp + challenger_fp > 0 THEN CAST(challenger_tp AS DOUBLE) / (challenger_tp + challenger_fp) END - CASE WHEN champion_tp + champion_fp > 0 THEN CAST(champion_tp AS DOUBLE) / (champion_tp + champion_fp) END AS precision_diff,
+  CASE WHEN challenger_tp + challenger_fn > 0 THEN CAST(challenger_tp AS DOUBLE) / (challenger_tp + challenger_fn) END - CASE WHEN champion_tp + champion_fn > 0 THEN CAST(champion_tp AS DOUBLE) / (champion_tp + champion_fn) END AS recall_diff,
+  CASE WHEN challenger_tn + challenger_fp > 0 THEN CAST(challenger_tn AS DOUBLE) / (challenger_tn + challenger_fp) END - CASE WHEN champion_tn + champion_fp > 0 THEN CAST(champion_tn AS DOUBLE) / (champion_tn + champion_fp) END AS specificity_diff,
+  CASE WHEN 2 * challenger_tp + challenger_fp + challenger_fn > 0 THEN CAST(2 * challenger_tp AS DOUBLE) / (2 * challenger_tp + challenger_fp + challenger_fn) END - CASE WHEN 2 * champion_tp + champion_fp + champion_fn > 0 THEN CAST(2 * champion_tp AS DOUBLE) / (2 * champion_tp + champion_fp + champion_fn) END AS f1_diff,
+  CASE WHEN n_paired > 0 THEN CAST(challenger_sq_err_sum AS DOUBLE) / (n_paired) END - CASE WHEN n_paired > 0 THEN CAST(champion_sq_err_sum AS DOUBLE) / (n_paired) END AS brier_diff,
+  CASE WHEN n_paired > 0 THEN CAST(challenger_log_loss_sum AS DOUBLE) / (n_paired) END - CASE WHEN n_paired > 0 THEN CAST(champion_log_loss_sum AS DOUBLE) / (n_paired) END AS log_loss_diff
+FROM comparison_windows;
 
 EXECUTE STATEMENT SET
 BEGIN
@@ -1223,7 +1395,7 @@ SELECT
   label_latency_s
 FROM labelled_predictions;
 
--- Every view's rows to the metrics topic.
+-- Every view's rows to the metrics topic: one sink, so one set of Kafka transactions.
 INSERT INTO metrics_sink
 SELECT * FROM live_metrics
 UNION ALL
@@ -1231,6 +1403,8 @@ SELECT * FROM unlabelled_metrics
 UNION ALL
 SELECT * FROM cohort_revision_metrics
 UNION ALL
-SELECT * FROM cohort_final_metrics;
+SELECT * FROM cohort_final_metrics
+UNION ALL
+SELECT * FROM comparison_metrics;
 
 END;
