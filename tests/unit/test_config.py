@@ -53,6 +53,17 @@ def test_env_overrides_nest_and_parse_yaml() -> None:
         ({"MODELMON__JOB__NAME": "a b"}, "job.name"),
         ({"MODELMON__JOB__PARALLELISM": "0"}, "job.parallelism"),
         ({"MODELMON__JOIN__COLOUR": "red"}, "join.colour"),
+        ({"MODELMON__WINDOWS__SIZE": "1500ms"}, "windows.size"),
+        ({"MODELMON__COHORT__REVISION_INTERVAL": "250ms"}, "cohort.revision_interval"),
+        ({"MODELMON__METRICS__SCORE_BINS": "5"}, "metrics.score_bins"),
+        ({"MODELMON__METRICS__LATENCY_BUCKETS": "[10s, 5s]"}, "metrics.latency_buckets"),
+        ({"MODELMON__SEGMENTS": "[{name: event_time, values: [a]}]"}, "segments.0.name"),
+        ({"MODELMON__SEGMENTS": "[{name: 'c`; DROP', values: [a]}]"}, "segments.0.name"),
+        ({"MODELMON__SEGMENTS": '[{name: country, values: ["US\') OR (1=1"]}]'}, "segments.0.values.0"),
+        ({"MODELMON__SEGMENTS": "[{name: c, values: [a]}, {name: c, values: [b]}]"}, "segments"),
+        ({"MODELMON__COMPARISONS": "[{champion: v1, challenger: v1}]"}, "comparisons.0"),
+        ({"MODELMON__COMPARISONS": "[{champion: v1, challenger: v2}, {champion: v3, challenger: v2}]"}, "comparisons"),
+        ({"MODELMON__JOB__PYTHON": "/usr/bin/python3'; x"}, "job.python"),
     ],
 )
 def test_bad_values_fail_naming_the_field(environ: dict[str, str], field: str) -> None:

@@ -28,6 +28,7 @@ from modelmon.udfs.metrics_math import (
     ks_from_histograms,
     log_loss_from_sums,
     mce,
+    mcnemar_pvalue,
     pr_auc_from_histograms,
     psi,
     quantile_from_buckets,
@@ -522,3 +523,23 @@ def test_bad_input_raises(call: object) -> None:
     assert callable(call)
     with pytest.raises(ValueError):
         call()
+
+
+@given(st.integers(0, 400), st.integers(0, 400))
+@settings(max_examples=200, deadline=None)
+def test_mcnemar_is_scipys_exact_binomial_test(b: int, c: int) -> None:
+    p = mcnemar_pvalue(b, c)
+    if b + c == 0:
+        assert p is None
+    else:
+        assert p == pytest.approx(stats.binomtest(b, b + c, 0.5).pvalue, rel=1e-9, abs=1e-300)
+        assert p == mcnemar_pvalue(c, b)  # symmetric: which version is the champion does not matter
+
+
+def test_mcnemar_on_large_windows_and_bad_counts() -> None:
+    # 10,000 discordant pairs: no overflow, and a 52/48 split of them is significant.
+    p = mcnemar_pvalue(4800, 5200)
+    assert p is not None and p == pytest.approx(stats.binomtest(4800, 10000, 0.5).pvalue, rel=1e-9)
+    assert p < 0.001
+    with pytest.raises(ValueError):
+        mcnemar_pvalue(-1, 3)
