@@ -328,9 +328,7 @@ class Config(Section):
     drift: DriftConfig = DriftConfig()
     # The simulator's two versions by default; a pair whose versions never score the same transaction
     # produces no rows.
-    comparisons: tuple[ComparisonConfig, ...] = Field(
-        (ComparisonConfig(champion="v1", challenger="v2"),), max_length=8
-    )
+    comparisons: tuple[ComparisonConfig, ...] = Field((ComparisonConfig(champion="v1", challenger="v2"),), max_length=8)
 
     @field_validator("segments")
     @classmethod

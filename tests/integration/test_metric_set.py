@@ -247,7 +247,7 @@ def test_champion_challenger_on_shared_transactions(run: dict[str, Any]) -> None
         c = sum(c != t and h == t for c, h, t in zip(champ, chall, y, strict=True))
         assert (got["compared_to"], got["n_labelled"], got["mcnemar_b"], got["mcnemar_c"]) == ("v1", len(rows), b, c)
         assert got["accuracy_diff"] == pytest.approx(accuracy_score(y, chall) - accuracy_score(y, champ), abs=1e-12)
-        if 0 < sum(y):
+        if sum(y) > 0:
             want = recall_score(y, chall) - recall_score(y, champ)
             assert got["recall_diff"] == pytest.approx(want, abs=1e-12), key
         brier = brier_score_loss(y, [r["challenger"]["predicted_fraud_score"] for r in rows]) - brier_score_loss(
