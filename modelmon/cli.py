@@ -261,21 +261,89 @@ def sql_client(ctx: click.Context, sql_file: Path | None, bounded: bool) -> None
 
 @cli.command()
 @click.option("--from-beginning", is_flag=True, help="Also show rows already on the topic.")
+@click.option(
+    "--view",
+    "views",
+    multiple=True,
+    type=click.Choice(["live", "unlabelled", "cohort", "comparison"]),
+    help="Show only this view; repeat for several. [default: all four]",
+)
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    metavar="VERSION",
+    help="Show only rows of this model version ('*' = the rows over all versions); repeat for several. "
+    "A comparison row is shown when its challenger or its champion is chosen. [default: all, '*' included]",
+)
+@click.option(
+    "--segments",
+    is_flag=True,
+    help="Also show the rows of single segments (e.g. country=US), with a segment column. "
+    "[default: only the rows over all segments]",
+)
 @click.pass_context
-def watch(ctx: click.Context, from_beginning: bool) -> None:
-    """Print metrics rows as they arrive on the metrics topic."""
+def watch(
+    ctx: click.Context, from_beginning: bool, views: tuple[str, ...], models: tuple[str, ...], segments: bool
+) -> None:
+    """Print the model's health as metrics rows arrive on the metrics topic (Ctrl-C stops).
+
+    Each view has its own columns under a header line; '-' is a value that is undefined (e.g. precision
+    without predicted positives, drift without drift.reference_file). Windows are shown by their start,
+    in UTC; the header gives the date.
+
+    \b
+    live        by label arrival: labelled, accuracy, precision, recall, f1, roc_auc, ece,
+                median label latency
+    unlabelled  by prediction time, before any label: predictions, throughput per second,
+                mean score, drift (psi, ks_pvalue), estimated accuracy/precision/recall (CBPE)
+    cohort      by prediction time, as its labels arrive: revision (or 'final'), predictions,
+                label coverage, accuracy, precision, recall, roc_auc
+    comparison  challenger vs champion on the transactions both scored: paired, accuracy/recall/f1
+                differences (challenger - champion), McNemar p-value, '*' when significant
+
+    The cohort view rewrites each window every cohort.revision_interval until its label horizon. Of these
+    provisional rows, one is shown per cohort (window, model, segment) only when its revision reaches a
+    new multiple of windows.size / cohort.revision_interval (by default 1min / 10s = 6: revisions 6, 12,
+    18, ... or the first one past each), i.e. about once per window of label time; the final row (after
+    join.label_horizon) is always shown. Rows older than one already shown for the
+    same key are skipped, as readers of the topic must.
+    """
     from modelmon.watch import watch_metrics
 
-    watch_metrics(_config(ctx), from_beginning=from_beginning, echo=click.echo)
+    watch_metrics(
+        _config(ctx),
+        from_beginning=from_beginning,
+        echo=click.echo,
+        views=views,
+        models=models,
+        segments=segments,
+    )
 
 
 @cli.command()
+@click.option(
+    "--horizon",
+    metavar="DURATION",
+    default="12min",
+    show_default=True,
+    help="join.label_horizon for the demo only (e.g. 12min, 1h): how long a prediction waits for its label, "
+    "so final cohort rows appear about this plus one window after their window.",
+)
 @click.pass_context
-def demo(ctx: click.Context) -> None:
-    """Start Kafka, the job and the simulator together and show live metrics as they come (Ctrl-C stops)."""
-    from modelmon.demo import run_demo
+def demo(ctx: click.Context, horizon: str) -> None:
+    """Start Kafka, the job and the simulator together and show the metrics as they come (Ctrl-C stops).
 
-    run_demo(_config(ctx), echo=click.echo)
+    Unless drift.reference_file is set, the demo writes simulated reference scores under paths.data_dir
+    and measures drift against them.
+    """
+    from modelmon.demo import parse_horizon, run_demo
+
+    try:
+        label_horizon = parse_horizon(horizon)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--horizon'") from None
+    run_demo(_config(ctx), echo=click.echo, horizon=label_horizon)
 
 
 def main() -> None:
