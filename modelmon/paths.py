@@ -14,15 +14,28 @@ def data_dir(cfg: Config) -> Path:
     return cfg.paths.data_dir.resolve()
 
 
-def checkpoint_dir(cfg: Config, *, bounded: bool) -> Path:
+def checkpoint_root(cfg: Config, *, bounded: bool) -> Path:
     """Streaming and bounded runs plan different jobs, so they never resume from each other's state."""
     return data_dir(cfg) / "checkpoints" / cfg.job.name / ("bounded" if bounded else "streaming")
 
 
-def latest_checkpoint(cfg: Config) -> Path | None:
-    """The newest complete checkpoint a streaming run left behind (they are kept when a run is stopped)."""
-    complete = [metadata.parent for metadata in checkpoint_dir(cfg, bounded=False).glob("*/chk-*/_metadata")]
+def checkpoint_dir(cfg: Config, *, bounded: bool, fingerprint: str) -> Path:
+    """One folder per version of the job's SQL (`fingerprint`): a job only resumes from state that a job
+    with the same SQL wrote, since Flink cannot map state across a changed plan."""
+    return checkpoint_root(cfg, bounded=bounded) / fingerprint
+
+
+def latest_checkpoint(cfg: Config, fingerprint: str) -> Path | None:
+    """The newest complete checkpoint a streaming run of the same SQL left behind (kept when a run stops)."""
+    folder = checkpoint_dir(cfg, bounded=False, fingerprint=fingerprint)
+    complete = [metadata.parent for metadata in folder.glob("*/chk-*/_metadata")]
     return max(complete, key=lambda path: path.stat().st_mtime, default=None)
+
+
+def has_other_checkpoints(cfg: Config, fingerprint: str) -> bool:
+    """Whether streaming runs of a different SQL (an older config or modelmon version) left checkpoints."""
+    root = checkpoint_root(cfg, bounded=False)
+    return any(path.name != fingerprint for path in root.glob("*") if any(path.glob("*/chk-*/_metadata")))
 
 
 def kafka_dir(cfg: Config) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass
@@ -113,6 +114,7 @@ def _sql_dir() -> Path:
 
 @dataclass(frozen=True)
 class RenderedJob:
+    fingerprint: str  # of the statements: names the checkpoint folder a run may resume from
     settings: dict[str, str]
     setup: list[str]  # CREATE TABLE / CREATE TEMPORARY VIEW, in order
     inserts: list[str]  # run together as one STATEMENT SET
@@ -129,7 +131,7 @@ class RenderedJob:
         return f"{self.to_init_script()}\nEXECUTE STATEMENT SET\nBEGIN\n\n{body}\n\nEND;\n"
 
 
-def job_settings(cfg: Config, *, bounded: bool) -> dict[str, str]:
+def job_settings(cfg: Config, *, bounded: bool, fingerprint: str) -> dict[str, str]:
     """Flink configuration of the job; applied by the Python runner and rendered as SET for the SQL client."""
     return {
         "pipeline.name": cfg.job.name,
@@ -138,7 +140,7 @@ def job_settings(cfg: Config, *, bounded: bool) -> dict[str, str]:
         "table.local-time-zone": "UTC",
         "execution.checkpointing.interval": f"{millis(cfg.job.checkpoint_interval)} ms",
         "execution.checkpointing.mode": "EXACTLY_ONCE",
-        "execution.checkpointing.dir": checkpoint_dir(cfg, bounded=bounded).as_uri(),
+        "execution.checkpointing.dir": checkpoint_dir(cfg, bounded=bounded, fingerprint=fingerprint).as_uri(),
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "state.backend.type": cfg.job.state_backend,
         # The metrics sink upserts by window/model/segment; its inputs are append-only window rows, so
@@ -161,10 +163,14 @@ def render_job(cfg: Config, *, bounded: bool = False) -> RenderedJob:
         return [stmt for name in names for stmt in split_statements(env.get_template(f"{name}.sql.j2").render(context))]
 
     sources = SOURCES if bounded else SOURCES + STREAMING_SOURCES
+    setup = render(sources) + render(SINKS) + render(VIEWS)
+    inserts = render(INSERTS)
+    fingerprint = hashlib.sha256("\n;\n".join(setup + inserts).encode()).hexdigest()[:12]
     return RenderedJob(
-        settings=job_settings(cfg, bounded=bounded),
-        setup=render(sources) + render(SINKS) + render(VIEWS),
-        inserts=render(INSERTS),
+        fingerprint=fingerprint,
+        settings=job_settings(cfg, bounded=bounded, fingerprint=fingerprint),
+        setup=setup,
+        inserts=inserts,
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from modelmon.config import Config, load_config
 from modelmon.errors import stop_on_sigterm
-from modelmon.paths import connector_jars, latest_checkpoint
+from modelmon.paths import connector_jars, has_other_checkpoints, latest_checkpoint
 from modelmon.render import RenderedJob, render_job
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,15 @@ def submit(cfg: Config, *, bounded: bool, resume: bool = True) -> tuple[Any, boo
     """
     job = render_job(cfg, bounded=bounded)
     t_env = create_table_env(cfg, job)
-    checkpoint = latest_checkpoint(cfg) if resume and not bounded else None
+    checkpoint = latest_checkpoint(cfg, job.fingerprint) if resume and not bounded else None
     if checkpoint is not None:
         log.info("resuming from checkpoint %s", checkpoint)
         t_env.get_config().set("execution.state-recovery.path", checkpoint.as_uri())
+    elif resume and not bounded and has_other_checkpoints(cfg, job.fingerprint):
+        log.warning(
+            "the job's SQL changed since the last run (config or modelmon version), so its checkpoints cannot be "
+            "restored; starting from the consumer group's committed offsets, without the join's state"
+        )
     for statement in job.setup:
         t_env.execute_sql(statement)
     statements = t_env.create_statement_set()

@@ -69,3 +69,13 @@ def test_one_statement_set_and_no_template_leftovers() -> None:
     assert sql.count("EXECUTE STATEMENT SET") == 1
     assert all(insert.lstrip().startswith(("--", "INSERT")) for insert in job.inserts)
     assert not re.search(r"{{|}}|{%|%}", sql)
+
+
+def test_checkpoints_are_kept_per_version_of_the_sql() -> None:
+    """A run resumes only from state its own SQL wrote: the folder is named by a fingerprint of the SQL."""
+    base = render_job(_config())
+    same = render_job(_config().model_copy(update={"job": _config().job.model_copy(update={"python": "/opt/py"})}))
+    other = render_job(Config.model_validate({**_config().model_dump(), "join": {"label_horizon": "2h"}}))
+    assert base.fingerprint == same.fingerprint  # settings are not part of the plan's state
+    assert base.fingerprint != other.fingerprint
+    assert base.settings["execution.checkpointing.dir"].endswith(f"/streaming/{base.fingerprint}")
