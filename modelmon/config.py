@@ -140,6 +140,10 @@ class TopicsConfig(Section):
     labelled_predictions: TopicName = "labelled-predictions"
     metrics: TopicName = "model-metrics"
     dead_letter: TopicName = "modelmon-dead-letter"
+    # Every alert event (firing, resolved), as the alerting side of the exporter sends them.
+    alerts: TopicName = "modelmon-alerts"
+    # Control events such as "roll model_version X back to Y", for the model service (here: the simulator).
+    control: TopicName = "modelmon-control"
 
 
 class JoinConfig(Section):
@@ -307,6 +311,18 @@ class ComparisonConfig(Section):
         return self
 
 
+class ExporterConfig(Section):
+    """`modelmon exporter`: the metrics topic as Prometheus gauges (and the live web page) over HTTP."""
+
+    # Local by default; set 0.0.0.0 deliberately to expose it.
+    host: Annotated[str, _pattern(r"[A-Za-z0-9.:-]{1,253}", "host name or address")] = "127.0.0.1"
+    port: int = Field(9108, ge=1, le=65535)
+    # A series whose newest window ended this long before the newest window seen is dropped.
+    staleness: Duration = timedelta(minutes=10)
+    # At most this many series are exported; beyond it, new series are dropped and counted.
+    max_series: int = Field(20000, ge=1, le=1_000_000)
+
+
 class PathsConfig(Section):
     data_dir: Path = Path(".modelmon")
     # Default: jvm/target of the source checkout (filled by `make jars`).
@@ -326,6 +342,7 @@ class Config(Section):
     metrics: MetricsConfig = MetricsConfig()
     cohort: CohortConfig = CohortConfig()
     drift: DriftConfig = DriftConfig()
+    exporter: ExporterConfig = ExporterConfig()
     # The simulator's two versions by default; a pair whose versions never score the same transaction
     # produces no rows.
     comparisons: tuple[ComparisonConfig, ...] = Field((ComparisonConfig(champion="v1", challenger="v2"),), max_length=8)

@@ -20,6 +20,8 @@ def topic_names(cfg: Config) -> list[str]:
         topics.labelled_predictions,
         topics.metrics,
         topics.dead_letter,
+        topics.alerts,
+        topics.control,
     ]
 
 

@@ -51,7 +51,7 @@ def fresh_config(data_dir: Path, overrides: dict[str, Any] | None = None) -> Con
         "kafka": {"bootstrap_servers": f"127.0.0.1:{TEST_KAFKA_PORT}", "group_id": f"modelmon-test-{suffix}"},
         "topics": {
             name: f"{name.replace('_', '-')}-{suffix}"
-            for name in ("predictions", "labels", "labelled_predictions", "metrics", "dead_letter")
+            for name in ("predictions", "labels", "labelled_predictions", "metrics", "dead_letter", "alerts", "control")
         },
         "paths": {"data_dir": str(data_dir)},
     }
