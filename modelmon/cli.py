@@ -323,6 +323,41 @@ def watch(
 
 @cli.command()
 @click.option(
+    "--host",
+    metavar="ADDRESS",
+    default=None,
+    help="Address to listen on (overrides exporter.host, default 127.0.0.1; 0.0.0.0 exposes it to the network).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port to listen on (overrides exporter.port, default 9108; 0 picks a free one, shown in the log).",
+)
+@click.pass_context
+def exporter(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the metrics topic as Prometheus metrics on http://HOST:PORT/metrics (Ctrl-C stops).
+
+    Reads the metrics topic from the beginning at every start (so a restart rebuilds its state) and
+    exports, per series (view, model_version, segment_key, segment_value), the newest window with its
+    highest revision: one gauge modelmon_<column> per numeric column, e.g. modelmon_accuracy or
+    modelmon_psi; null values are left out. Series whose newest window is older than exporter.staleness
+    (relative to the newest window of their view) are dropped, and at most exporter.max_series are
+    exported; modelmon_exporter_* metrics count rows read and series dropped.
+
+    \b
+    Example:
+      modelmon exporter --port 9108
+      curl -s http://127.0.0.1:9108/metrics | grep '^modelmon_accuracy'
+    """
+    from modelmon.exporter.server import Exporter
+
+    Exporter(_config(ctx), host=host, port=port).run()
+    click.echo("exporter stopped", err=True)
+
+
+@cli.command()
+@click.option(
     "--horizon",
     metavar="DURATION",
     default="12min",
