@@ -174,6 +174,17 @@ class JobConfig(Section):
     )
 
 
+class DegradationConfig(Section):
+    """A stretch of simulated time in which one model version scores worse, then recovers (demos, tests)."""
+
+    model_version: Label
+    # From the event time of the run's first transaction.
+    start: DurationOrZero = timedelta(minutes=5)
+    duration: Duration = timedelta(minutes=5)
+    # The separation of fraud from non-fraud meanwhile (see model_quality); 0 is a coin flip.
+    quality: float = Field(0.3, ge=0, le=10)
+
+
 class SimulatorConfig(Section):
     rate: float = Field(50.0, gt=0, description="Transactions per second, each scored by every model version.")
     fraud_rate: float = Field(0.05, gt=0, lt=1)
@@ -187,6 +198,18 @@ class SimulatorConfig(Section):
     countries: tuple[Label, ...] = ("US", "GB", "DE", "FR", "BR")
     merchant_categories: tuple[Label, ...] = ("grocery", "travel", "electronics", "gaming")
     seed: int = 42
+    degradation: DegradationConfig | None = None
+    # How often a live run looks for control events (rollbacks) on topics.control.
+    control_poll_interval: Duration = timedelta(seconds=1)
+
+    @model_validator(mode="after")
+    def _degraded_version_exists(self) -> SimulatorConfig:
+        if self.degradation is not None and self.degradation.model_version not in self.model_versions:
+            raise ValueError(
+                f"degradation.model_version {self.degradation.model_version!r} is not one of model_versions "
+                f"{list(self.model_versions)}"
+            )
+        return self
 
 
 # Columns of the predictions that the job reads itself; a segment column may not reuse one of these names.
@@ -323,6 +346,307 @@ class ExporterConfig(Section):
     max_series: int = Field(20000, ge=1, le=1_000_000)
 
 
+# -- alerts ----------------------------------------------------------------------------------------------
+
+# The numeric columns of the metrics topic (sinks/metrics.sql.j2) that an alert rule may watch.
+METRIC_COLUMNS = (
+    "n_predictions",
+    "n_labelled",
+    "label_coverage",
+    "throughput_per_s",
+    "mean_score",
+    "predicted_positive_rate",
+    "tp",
+    "fp",
+    "tn",
+    "fn",
+    "accuracy",
+    "precision",
+    "recall",
+    "specificity",
+    "f1",
+    "accuracy_ci_low",
+    "accuracy_ci_high",
+    "precision_ci_low",
+    "precision_ci_high",
+    "recall_ci_low",
+    "recall_ci_high",
+    "roc_auc",
+    "roc_auc_error_bound",
+    "pr_auc",
+    "brier",
+    "log_loss",
+    "ece",
+    "mce",
+    "label_latency_p50_s",
+    "label_latency_p95_s",
+    "psi",
+    "ks_statistic",
+    "ks_pvalue",
+    "estimated_accuracy",
+    "estimated_precision",
+    "estimated_recall",
+    "mcnemar_b",
+    "mcnemar_c",
+    "mcnemar_pvalue",
+    "accuracy_diff",
+    "precision_diff",
+    "recall_diff",
+    "specificity_diff",
+    "f1_diff",
+    "brier_diff",
+    "log_loss_diff",
+)
+# Columns that only rows of the comparison view have.
+COMPARISON_ONLY_COLUMNS = frozenset(
+    {"mcnemar_b", "mcnemar_c", "mcnemar_pvalue"} | {c for c in METRIC_COLUMNS if c.endswith("_diff")}
+)
+# Columns that need labels, and so are null in the unlabelled view.
+LABELLED_COLUMNS = frozenset(
+    {"n_labelled", "label_coverage", "tp", "fp", "tn", "fn", "accuracy", "precision", "recall", "specificity"}
+    | {"f1", "brier", "log_loss", "ece", "mce", "label_latency_p50_s", "label_latency_p95_s", "pr_auc", "roc_auc"}
+    | {c for c in METRIC_COLUMNS if c.endswith(("_ci_low", "_ci_high"))}
+    | {"roc_auc_error_bound"}
+)
+
+AlertView = Literal["live", "cohort", "unlabelled", "comparison"]
+Severity = Literal["warning", "critical"]
+EnvVarName = Annotated[str, _pattern(r"[A-Za-z_][A-Za-z0-9_]{0,127}", "environment variable name")]
+HttpUrl = Annotated[str, _pattern(r"https?://[^\s\"'<>]{1,2000}", "http(s) URL")]
+HostName = Annotated[str, _pattern(r"[A-Za-z0-9.:-]{1,253}", "host name or address")]
+ModelOrAll = Annotated[str, _pattern(r"\*|[A-Za-z0-9._-]{1,64}", "model version or '*'")]
+EmailAddress = Annotated[str, _pattern(r"[^@\s,;<>\"]{1,64}@[A-Za-z0-9.-]{1,253}", "e-mail address")]
+
+
+class SecretRef(Section):
+    """Where a secret is read from when alerting starts: an environment variable or a file, never the config.
+
+    Only the variable's name or the file's path is kept here, so `modelmon config` and every dump of the
+    configuration show where the secret comes from, never its value.
+    """
+
+    env: EnvVarName | None = None
+    file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_value(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise ValueError(
+                "a secret is given as {env: VARIABLE} or {file: PATH}, never as its value in the configuration"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of env (an environment variable name) or file (a path)")
+        return self
+
+    def describe(self) -> str:
+        """Where the secret comes from, for messages; never the secret."""
+        return f"environment variable {self.env}" if self.env is not None else f"file {self.file}"
+
+    def resolve(self, environ: Mapping[str, str] | None = None) -> str:
+        """The secret's value; surrounding whitespace (a file's last newline) is dropped."""
+        if self.env is not None:
+            value = (os.environ if environ is None else environ).get(self.env, "").strip()
+        else:
+            assert self.file is not None
+            try:
+                value = self.file.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"cannot read the secret from {self.describe()}: {exc.strerror}") from None
+        if not value:
+            raise ConfigError(f"the secret from {self.describe()} is empty or not set")
+        return value
+
+
+class RollbackAction(Section):
+    """What a firing rule asks the model service to do: route a version's traffic back to another one."""
+
+    rollback_to: Label
+
+
+class AlertRuleConfig(Section):
+    """One alert rule: a metric of one view, compared per window with a threshold or with its own baseline.
+
+    A rule watches one series per model version (and per segment if `segments`); a window with fewer than
+    `min_samples` samples or less than `min_label_coverage` label coverage, or whose metric is null, is not
+    evaluated. The rule fires when `breaches` of the last `of_last` evaluated windows break it and resolves
+    when fewer do.
+    """
+
+    name: Label
+    metric: str
+    view: AlertView = "live"
+    op: Literal["<", "<=", ">", ">="]
+    # Exactly one of: an absolute bound, or a fraction below (op < / <=) or above (op > / >=) the mean of the
+    # series' last `baseline_windows` evaluated windows that did not break the rule.
+    threshold: float | None = None
+    relative_drop: float | None = Field(None, gt=0, lt=10)
+    baseline_windows: int = Field(10, ge=1, le=1000)
+    severity: Severity
+    # n_labelled in the live, cohort and comparison views; n_predictions in the unlabelled view.
+    min_samples: int = Field(100, ge=0)
+    min_label_coverage: float = Field(0.0, ge=0, le=1)
+    breaches: int = Field(2, ge=1, le=100)
+    of_last: int = Field(3, ge=1, le=100)
+    # After a resolve, the same series does not fire again until this much window time has passed.
+    cooldown: DurationOrZero = timedelta(minutes=10)
+    # False: only the rows over all segments (segment '*'); true: every segment's rows as well.
+    segments: bool = False
+    # Model versions watched ('*' = the rows over all versions); None = every version and '*'.
+    models: tuple[ModelOrAll, ...] | None = Field(None, min_length=1)
+    action: RollbackAction | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value not in METRIC_COLUMNS:
+            known = ", ".join(METRIC_COLUMNS)
+            raise ValueError(f"{value!r} is not a numeric column of the metrics topic; one of {known}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AlertRuleConfig:
+        if (self.threshold is None) == (self.relative_drop is None):
+            raise ValueError("give exactly one of threshold (absolute) or relative_drop (fraction of the baseline)")
+        if self.breaches > self.of_last:
+            raise ValueError(f"breaches ({self.breaches}) cannot exceed of_last ({self.of_last})")
+        if self.metric in COMPARISON_ONLY_COLUMNS and self.view != "comparison":
+            raise ValueError(f"{self.metric} exists only in the comparison view, not in view {self.view!r}")
+        if self.metric in LABELLED_COLUMNS and self.view == "unlabelled":
+            raise ValueError(f"{self.metric} needs labels and is always null in the unlabelled view")
+        if self.action is not None and self.models is not None and self.action.rollback_to in self.models:
+            raise ValueError(f"a rule that rolls back to {self.action.rollback_to} cannot also watch it")
+        return self
+
+    @property
+    def sample_column(self) -> str:
+        return "n_predictions" if self.view == "unlabelled" else "n_labelled"
+
+
+_DEFAULT_RULES = (
+    AlertRuleConfig(name="accuracy-low", metric="accuracy", op="<", threshold=0.90, severity="critical"),
+    AlertRuleConfig(name="recall-low", metric="recall", op="<", threshold=0.70, severity="critical"),
+    AlertRuleConfig(
+        name="label-latency-high", metric="label_latency_p95_s", op=">", threshold=1800, severity="warning"
+    ),
+    AlertRuleConfig(
+        name="score-drift", metric="ks_pvalue", view="unlabelled", op="<", threshold=0.01, severity="warning"
+    ),
+    # min_samples 0: a window with almost no predictions is exactly what this rule is for.
+    AlertRuleConfig(
+        name="throughput-low",
+        metric="throughput_per_s",
+        view="unlabelled",
+        op="<",
+        threshold=500,
+        severity="warning",
+        min_samples=0,
+    ),
+)
+
+
+class ChannelBase(Section):
+    # Shown in logs and counts; defaults to the channel's type.
+    name: Label | None = None
+    # The severities this channel is notified of.
+    severities: tuple[Severity, ...] = Field(("warning", "critical"), min_length=1)
+    # Per attempt; a failed attempt is retried as alerts.retry says.
+    timeout: Duration = timedelta(seconds=10)
+
+
+class SlackChannelConfig(ChannelBase):
+    """A Slack incoming webhook; its URL is the secret."""
+
+    type: Literal["slack"]
+    webhook_url: SecretRef
+
+
+class PagerDutyChannelConfig(ChannelBase):
+    """PagerDuty Events API v2: trigger on firing, resolve on resolved, deduplicated by the alert id."""
+
+    type: Literal["pagerduty"]
+    routing_key: SecretRef
+    url: HttpUrl = "https://events.pagerduty.com/v2/enqueue"
+
+
+class EmailChannelConfig(ChannelBase):
+    """E-mail over SMTP, with STARTTLS when the server offers it and `starttls` is true."""
+
+    type: Literal["email"]
+    host: HostName
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = True
+    # A CA bundle to verify the server's certificate with (a private CA); default: the system's.
+    ca_file: Path | None = None
+    sender: EmailAddress
+    recipients: tuple[EmailAddress, ...] = Field(min_length=1)
+    username: SecretRef | None = None
+    password: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _credentials_in_pairs(self) -> EmailChannelConfig:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("give both username and password, or neither")
+        return self
+
+
+class WebhookChannelConfig(ChannelBase):
+    """Any HTTP endpoint: the event as JSON, signed with HMAC-SHA256 when a secret is given."""
+
+    type: Literal["webhook"]
+    url: HttpUrl
+    secret: SecretRef | None = None
+
+
+ChannelConfig = Annotated[
+    SlackChannelConfig | PagerDutyChannelConfig | EmailChannelConfig | WebhookChannelConfig,
+    Field(discriminator="type"),
+]
+
+
+class RetryConfig(Section):
+    """Exponential backoff: attempt n waits initial_backoff * multiplier^(n-2), at most max_backoff."""
+
+    attempts: int = Field(4, ge=1, le=20)
+    initial_backoff: Duration = timedelta(seconds=1)
+    multiplier: float = Field(2.0, ge=1, le=10)
+    max_backoff: Duration = timedelta(seconds=60)
+
+
+class AlertsConfig(Section):
+    """Alert rules over the metrics rows, the channels they notify, and how hard to try."""
+
+    rules: tuple[AlertRuleConfig, ...] = Field(_DEFAULT_RULES, max_length=200)
+    channels: tuple[ChannelConfig, ...] = Field((), max_length=50)
+    retry: RetryConfig = RetryConfig()
+    # Rows of one view are held until a row this much later (window end) has arrived, then evaluated in
+    # window order: set it when reading a backlog of a multi-partition metrics topic. 0 = at once.
+    lateness: DurationOrZero = timedelta(0)
+    # An event about a window that ended longer ago than this (wall clock) updates the rule's state but is
+    # not sent, so replaying old rows after a restart does not page anyone again. None = always send.
+    max_event_age: Duration | None = timedelta(hours=1)
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_rule_names(cls, value: tuple[AlertRuleConfig, ...]) -> tuple[AlertRuleConfig, ...]:
+        names = [rule.name for rule in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"each rule name may appear once, got {names}")
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _unique_channel_names(cls, value: tuple[ChannelBase, ...]) -> tuple[ChannelBase, ...]:
+        names = [channel.name or getattr(channel, "type", "") for channel in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"each channel name may appear once (default: its type), got {names}")
+        return value
+
+
 class PathsConfig(Section):
     data_dir: Path = Path(".modelmon")
     # Default: jvm/target of the source checkout (filled by `make jars`).
@@ -343,6 +667,7 @@ class Config(Section):
     cohort: CohortConfig = CohortConfig()
     drift: DriftConfig = DriftConfig()
     exporter: ExporterConfig = ExporterConfig()
+    alerts: AlertsConfig = AlertsConfig()
     # The simulator's two versions by default; a pair whose versions never score the same transaction
     # produces no rows.
     comparisons: tuple[ComparisonConfig, ...] = Field((ComparisonConfig(champion="v1", challenger="v2"),), max_length=8)
