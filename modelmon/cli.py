@@ -175,21 +175,28 @@ def run(ctx: click.Context, bounded: bool, fresh: bool) -> None:
 def simulate(
     ctx: click.Context, duration: float | None, transactions: int | None, rate: float | None, start: datetime | None
 ) -> None:
-    """Produce seeded predictions now and their labels later, as a fraud model and its investigators would."""
-    from modelmon.producers.simulator import run_simulator
+    """Produce seeded predictions now and their labels later, as a fraud model and its investigators would.
+
+    A live run (without --transactions) also obeys rollbacks that alert rules publish to topics.control:
+    version X's traffic is then scored by version Y's model, and a line says from which event time on.
+    simulator.degradation makes one version score worse for a while, to see the alerts fire and resolve.
+    """
+    from modelmon.producers.simulator import ControlListener, run_simulator
     from modelmon.topics import ensure_topics
 
     cfg = _config(ctx)
     if rate is not None:
         cfg = cfg.model_copy(update={"simulator": cfg.simulator.model_copy(update={"rate": rate})})
     ensure_topics(cfg)
+    live = transactions is None
     run_simulator(
         cfg,
         duration_s=duration,
-        live=transactions is None,
+        live=live,
         start=start.replace(tzinfo=UTC) if start else None,
         progress=lambda line: click.echo(line, err=True),
         n_transactions=transactions,
+        control=ControlListener.connect(cfg.kafka, cfg.topics.control) if live else None,
     )
 
 

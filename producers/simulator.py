@@ -7,13 +7,16 @@ Three parts, each usable alone:
 2. a `Throttler` that releases records when their event time comes round on the wall clock;
 3. a `KafkaWriter` that produces them as compact JSON, keyed by transaction, stamped with their own time.
 
-`run_simulator` wires them together for `modelmon simulate`.
+`run_simulator` wires them together for `modelmon simulate`. A live run also obeys control events (a
+`ControlListener` on topics.control): a rollback of version X to Y scores X's traffic with Y's model from
+the next transaction on. `simulator.degradation` makes one model score worse for a stretch of event time.
 """
 
 from __future__ import annotations
 
 import heapq
 import json
+import logging
 import math
 import random
 import time
@@ -25,6 +28,8 @@ from typing import Any, Literal, NamedTuple, Protocol, TypedDict, cast
 
 from modelmon.config import Config, KafkaConfig, SimulatorConfig, TopicsConfig
 from modelmon.errors import ModelmonError
+
+log = logging.getLogger(__name__)
 
 TopicKind = Literal["prediction", "label"]
 PREDICTION: TopicKind = "prediction"
@@ -189,7 +194,9 @@ class TransactionSupplier(Iterator[Transaction]):
     same config and start give the same transactions whatever consumes them and however fast.
 
     `versions` is read afresh for every transaction: assigning it while the simulator runs switches the set
-    of model versions that score the traffic from the next transaction on.
+    of model versions that score the traffic from the next transaction on; so does `rollback`, which scores
+    one version's traffic with another version's model. Neither changes what is drawn from the generator,
+    only the quality the scores are drawn with.
     """
 
     def __init__(self, cfg: SimulatorConfig, start: datetime) -> None:
@@ -197,6 +204,9 @@ class TransactionSupplier(Iterator[Transaction]):
         self.cfg = cfg
         self.start = utc_millis(start)
         self.versions = model_versions(cfg)
+        self._qualities = {version.name: version.quality for version in self.versions}
+        # version -> the version whose model scores its traffic (after a rollback); absent: its own.
+        self.scoring: dict[str, str] = {}
         self._rng = random.Random(cfg.seed)
         self._next_index = 0
         self._delay_ms = (millis(cfg.label_delay_min), millis(cfg.label_delay_max))
@@ -204,6 +214,28 @@ class TransactionSupplier(Iterator[Transaction]):
     def event_time(self, index: int) -> datetime:
         """start + index / rate, in whole milliseconds, so it never decreases with the index."""
         return self.start + timedelta(milliseconds=round(index * 1000 / self.cfg.rate))
+
+    @property
+    def next_event_time(self) -> datetime:
+        """The event time of the next transaction to be drawn: where a change made now takes effect."""
+        return self.event_time(self._next_index)
+
+    def quality(self, version: ModelVersion, event_time: datetime) -> float:
+        """How well `version`'s traffic is scored at `event_time`: by its own model or, after a rollback,
+        by another's; a model inside its degradation window scores with the degraded quality."""
+        model = self.scoring.get(version.name, version.name)
+        degradation = self.cfg.degradation
+        if degradation is not None and degradation.model_version == model:
+            begins = self.start + degradation.start
+            if begins <= event_time < begins + degradation.duration:
+                return degradation.quality
+        return version.quality if model == version.name else self._qualities[model]
+
+    def rollback(self, version: str, to: str) -> None:
+        """Score `version`'s traffic with `to`'s model from the next transaction on."""
+        if to not in self._qualities:
+            raise SimulatorError(f"cannot roll {version} back to {to}: not one of {sorted(self._qualities)}")
+        self.scoring[version] = to
 
     def __next__(self) -> Transaction:
         index = self._next_index
@@ -216,9 +248,8 @@ class TransactionSupplier(Iterator[Transaction]):
         event_time = self.event_time(index)
         is_fraud = rng.random() < cfg.fraud_rate
         purchase = Purchase(draw_amount(rng, is_fraud), rng.choice(cfg.countries), rng.choice(cfg.merchant_categories))
-        event_text = iso_utc(event_time)
         predictions = tuple(
-            self._predict(transaction_id, version, event_text, is_fraud, purchase) for version in self.versions
+            self._predict(transaction_id, version, event_time, is_fraud, purchase) for version in self.versions
         )
         label_time = self._draw_label_time(event_time)
         label = None if label_time is None else self._label(transaction_id, is_fraud, label_time)
@@ -228,17 +259,17 @@ class TransactionSupplier(Iterator[Transaction]):
         self,
         transaction_id: str,
         version: ModelVersion,
-        event_time: str,
+        event_time: datetime,
         is_fraud: bool,
         purchase: Purchase,
     ) -> Prediction:
-        score = draw_score(self._rng, version.quality, is_fraud)
+        score = draw_score(self._rng, self.quality(version, event_time), is_fraud)
         return Prediction(
             transaction_id=transaction_id,
             model_version=version.name,
             predicted_fraud_score=score,
             predicted_fraud=int(score >= self.cfg.threshold),
-            event_time=event_time,
+            event_time=iso_utc(event_time),
             amount=purchase.amount,
             country=purchase.country,
             merchant_category=purchase.merchant_category,
@@ -454,6 +485,117 @@ class KafkaWriter:
         return problem
 
 
+# -- control events ---------------------------------------------------------------------------------------
+
+
+class ConsumerLike(Protocol):
+    """The part of kafka-python's KafkaConsumer the control listener uses."""
+
+    def poll(self, timeout_ms: int = 0) -> dict[Any, list[Any]]: ...
+
+    def close(self) -> None: ...
+
+
+class ControlListener:
+    """Reads control events (JSON) from topics.control, from the end of the topic as it was at start."""
+
+    def __init__(self, consumer: ConsumerLike, topic: str) -> None:
+        self._consumer = consumer
+        self.topic = topic
+
+    @classmethod
+    def connect(cls, kafka: KafkaConfig, topic: str) -> ControlListener:
+        """A consumer on every partition of `topic`, positioned at its end now, so an event published from
+        here on is seen and older ones are not."""
+        from kafka import KafkaConsumer, TopicPartition
+        from kafka.errors import KafkaError
+
+        try:
+            consumer = KafkaConsumer(
+                bootstrap_servers=kafka.bootstrap_servers.split(","),
+                client_id="modelmon-simulator-control",
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+            )
+            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            consumer.assign(partitions)
+            consumer.seek_to_end(*partitions)
+            for partition in partitions:
+                consumer.position(partition)  # resolve the end offset now, not at the first poll
+        except KafkaError as exc:
+            raise SimulatorError(f"cannot read control topic {topic} at {kafka.bootstrap_servers}: {exc}") from exc
+        return cls(consumer, topic)
+
+    def poll(self) -> list[dict[str, Any]]:
+        """Control events that arrived since the last poll; records that are not JSON objects are skipped."""
+        events = []
+        for records in self._consumer.poll(timeout_ms=0).values():
+            for record in records:
+                try:
+                    event = json.loads(record.value)
+                except (TypeError, ValueError):
+                    event = None
+                if isinstance(event, dict):
+                    events.append(event)
+                else:
+                    log.warning("control topic %s: skipped a record that is not a JSON object", self.topic)
+        return events
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class ControlPoller:
+    """Applies control events to the running supplier, polling at most once per `interval_s` of wall time."""
+
+    def __init__(
+        self,
+        listener: ControlListener,
+        supplier: TransactionSupplier,
+        report: Callable[[str], None],
+        *,
+        interval_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._listener = listener
+        self._supplier = supplier
+        self._report = report
+        self._interval_s = interval_s
+        self._clock = clock
+        self._last = -math.inf
+        self.applied: list[dict[str, Any]] = []
+
+    def tick(self) -> None:
+        now = self._clock()
+        if now - self._last < self._interval_s:
+            return
+        self._last = now
+        for event in self._listener.poll():
+            self.apply(event)
+
+    def apply(self, event: dict[str, Any]) -> None:
+        if event.get("action") != "rollback":
+            self._report(f"control: ignored an event with action {event.get('action')!r}")
+            return
+        version, target = str(event.get("model_version")), str(event.get("to"))
+        if version not in {v.name for v in self._supplier.versions}:
+            self._report(f"control: ignored a rollback of {version!r}, which this simulator does not serve")
+            return
+        try:
+            self._supplier.rollback(version, target)
+        except SimulatorError as exc:
+            self._report(f"control: ignored: {exc}")
+            return
+        self.applied.append(event)
+        self._report(
+            f"control: ROLLBACK {version} -> {target} (alert {event.get('alert_id')}): from event time "
+            f"{iso_utc(self._supplier.next_event_time)} on, {version}'s traffic is scored by {target}'s model"
+        )
+
+    def close(self) -> None:
+        self._listener.close()
+
+
 # -- the run ----------------------------------------------------------------------------------------------
 
 
@@ -550,6 +692,7 @@ def run_simulator(
     progress: Callable[[str], None] = print,
     n_transactions: int | None = None,
     writer: KafkaWriter | None = None,
+    control: ControlListener | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Stats:
@@ -558,7 +701,8 @@ def run_simulator(
 
     `live` paces records by the wall clock; otherwise they are written as fast as Kafka takes them (tests,
     backfills). `start` is the event time of the first transaction (default: now). The writer, given or
-    created here, is flushed and closed whatever ends the run.
+    created here, is flushed and closed whatever ends the run. With a `control` listener, rollbacks
+    requested on the control topic are applied while the run goes on (and the listener is closed at the end).
     """
     check_run_arguments(live, duration_s, n_transactions)
     origin = utc_millis(start or datetime.now(UTC))
@@ -569,11 +713,18 @@ def run_simulator(
     stats = Stats()
     reporter = ProgressReporter(stats, progress, target_rate=cfg.simulator.rate if live else None, clock=clock)
     throttler = Throttler(origin, clock=clock, sleep=sleep) if live else None
+    poller = None
+    if control is not None:
+        interval_s = cfg.simulator.control_poll_interval.total_seconds()
+        poller = ControlPoller(control, supplier, progress, interval_s=interval_s, clock=clock)
+        progress(f"control: obeying rollbacks published to topic {control.topic}")
     try:
-        pump(stream, writer, stats, reporter, throttler=throttler, end=end)
+        pump(stream, writer, stats, reporter, throttler=throttler, end=end, control=poller)
     except KeyboardInterrupt:
         stats.interrupted = True
     finally:
+        if poller is not None:
+            poller.close()
         finish(writer, stats, reporter)
         progress(str(stats))
     return stats
@@ -587,21 +738,28 @@ def pump(
     *,
     throttler: Throttler | None,
     end: datetime | None,
+    control: ControlPoller | None = None,
 ) -> None:
     """Move records from the stream to Kafka, in due-time order, until the stream or the time runs out."""
     previous_key: str | None = None
+
+    def idle() -> None:
+        reporter.tick()
+        if control is not None:
+            control.tick()
+
     for record in stream:
         if end is not None and record.due_time >= end:
             stats.labels_pending = stream.pending_labels + is_label(record)
             return
         if throttler is not None:
-            throttler.wait(record.due_time, idle=reporter.tick)
+            throttler.wait(record.due_time, idle=idle)
         writer.write(record)
         stats.count(record, new_transaction=is_prediction(record) and record.key != previous_key)
         if is_prediction(record):
             previous_key = record.key
         stats.labels_pending = stream.pending_labels
-        reporter.tick()
+        idle()
 
 
 def finish(writer: KafkaWriter, stats: Stats, reporter: ProgressReporter) -> None:

@@ -265,9 +265,7 @@ def test_property_firing_and_resolved_alternate_starting_with_firing(
     alert_rule: AlertRuleConfig, rows: list[dict[str, Any]]
 ) -> None:
     for events in by_alert(run([alert_rule], rows)).values():
-        assert [e.state for e in events] == ["firing", "resolved"] * (len(events) // 2) + ["firing"] * (
-            len(events) % 2
-        )
+        assert [e.state for e in events] == ["firing", "resolved"] * (len(events) // 2) + ["firing"] * (len(events) % 2)
         starts = [e.window_start for e in events]
         assert starts == sorted(starts) and len(set(starts)) == len(starts)
 
