@@ -29,6 +29,8 @@ COMPARE: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
 }
 ALL = "*"
+# The fields that place a row in its series and window; a row without them is counted and skipped.
+IDENTITY = ("view", "window_start", "window_end", "model_version", "segment_key", "segment_value")
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class RuleStats:
     """Counts for the exporter's own metrics and for tests."""
 
     rows: int = 0
+    invalid: int = 0
     provisional: int = 0
     evaluated: int = 0
     skipped: int = 0
@@ -134,7 +137,10 @@ class RuleEngine:
         if not row.get("is_final"):
             self.stats.provisional += 1
             return []
-        window = Window(row, parse_time(row["window_start"]), parse_time(row["window_end"]))
+        window = self._window(row)
+        if window is None:
+            self.stats.invalid += 1
+            return []
         view = str(row["view"])
         self._sequence += 1
         # Released by window, then series: the same rows give the same events in whatever order they came.
@@ -143,6 +149,15 @@ class RuleEngine:
         frontier = max(self._frontier.get(view, window.end), window.end)
         self._frontier[view] = frontier
         return self._release(view, frontier - self.lateness)
+
+    @staticmethod
+    def _window(row: Mapping[str, Any]) -> Window | None:
+        if not all(isinstance(row.get(name), str) for name in IDENTITY):
+            return None
+        try:
+            return Window(row, parse_time(row["window_start"]), parse_time(row["window_end"]))
+        except ValueError:
+            return None
 
     def flush(self) -> list[AlertEvent]:
         """Evaluate every held row (at the end of a bounded read)."""

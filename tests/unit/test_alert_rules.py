@@ -195,6 +195,14 @@ def test_duplicates_and_late_rows_are_ignored_without_lateness() -> None:
     assert (engine.stats.duplicates, engine.stats.late, engine.stats.evaluated) == (1, 1, 2)
 
 
+def test_rows_without_a_series_or_window_are_counted_and_skipped() -> None:
+    engine = RuleEngine([rule()])
+    broken = [{"is_final": True}, row(0, BAD, window_start="yesterday"), row(1, BAD, model_version=None)]
+    assert [engine.feed(r) for r in broken] == [[], [], []]
+    assert engine.stats.invalid == 3
+    assert engine.feed(row(2, BAD)) == [] and len(engine.feed(row(3, BAD))) == 1
+
+
 def test_lateness_reorders_rows_of_a_view() -> None:
     values = [GOOD, BAD, BAD, GOOD, GOOD, GOOD]
     rows = [row(i, v) for i, v in enumerate(values)]
