@@ -5,10 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast lint format render jars clean help
+.PHONY: setup system-packages demo test test-fast lint format render jars clean help
 
 help:  ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,35 @@ jvm/target/.fetched: jvm/pom.xml
 	mvn --quiet --batch-mode -f jvm/pom.xml package
 	touch $@
 
-setup: $(VENV)/.installed jvm/target/.fetched  ## Create the venv and fetch the JVM jars
+# Debian packages, as command:package: Prometheus (promtool tests the alert rules; the server scrapes in
+# tests), Alertmanager, and headless Chromium with its WebDriver (web page tests). Installed only when a
+# command is missing, so a set-up machine skips this in milliseconds. A policy-rc.d that answers 101 keeps
+# the packages' post-install scripts from starting their services (no systemd in a container; and
+# Alertmanager's default port 9093 is the local Kafka controller's).
+SYSTEM_PACKAGES := prometheus:prometheus promtool:prometheus prometheus-alertmanager:prometheus-alertmanager \
+	chromium:chromium chromedriver:chromium-driver
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+POLICY_RC := /usr/sbin/policy-rc.d
+
+system-packages:  ## Install the Debian packages the tests need (apt-get, only when missing)
+	@set -euo pipefail; missing=""; \
+	for pair in $(SYSTEM_PACKAGES); do \
+	  command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair##*:}"; \
+	done; \
+	[ -n "$$missing" ] || exit 0; \
+	missing=$$(printf '%s\n' $$missing | sort -u | tr '\n' ' '); \
+	command -v apt-get >/dev/null || { echo "install these Debian/Ubuntu packages (or their commands): $$missing" >&2; exit 1; }; \
+	echo "apt-get install $$missing"; \
+	guard=""; \
+	if [ ! -e $(POLICY_RC) ]; then \
+	  printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee $(POLICY_RC) >/dev/null; $(SUDO) chmod 755 $(POLICY_RC); guard=1; \
+	fi; \
+	trap '[ -z "$$guard" ] || $(SUDO) rm -f $(POLICY_RC)' EXIT; \
+	apt="$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -qq -o DPkg::Lock::Timeout=600"; \
+	$$apt update >/dev/null; \
+	$$apt install -y --no-install-recommends $$missing >/dev/null
+
+setup: $(VENV)/.installed jvm/target/.fetched system-packages  ## Create the venv, fetch the JVM jars, install Debian packages
 
 jars: jvm/target/.fetched  ## Fetch the JVM jars with Maven
 
