@@ -81,6 +81,18 @@ def pyflink_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))).resolve()
 
 
+def prometheus_reporter_jar() -> Path | None:
+    """Flink's Prometheus metrics reporter, which the PyFlink bundle ships as a plugin, or None without it.
+
+    A standalone cluster loads it from plugins/ (its settings: flink-conf/config.yaml). A local
+    minicluster does not: it gives its metric registry no plugin manager, so the reporter factory must be
+    on the classpath; the job's runner adds this jar to pipeline.classpaths, which PyFlink puts on the
+    class loader the minicluster starts with.
+    """
+    jars = sorted((pyflink_dir() / "plugins" / "metrics-prometheus").glob("flink-metrics-prometheus-*.jar"))
+    return jars[-1] if jars else None
+
+
 def _link(target: Path, link: Path) -> None:
     """Point `link` at `target`, replacing a stale link (e.g. after the venv moved)."""
     if link.is_symlink() and Path(os.readlink(link)) == target:

@@ -152,6 +152,13 @@ def job_settings(cfg: Config, *, bounded: bool, fingerprint: str) -> dict[str, s
         # The window_metrics UDF runs in Python workers that must import modelmon: this interpreter's.
         "python.executable": str(cfg.job.python),
         "python.client.executable": str(cfg.job.python),
+        # Flink's own metrics (throughput, watermarks, checkpoints, Kafka consumer lag) for Prometheus, at
+        # http://127.0.0.1:9249/metrics (the reporter listens on every interface). Each further job on the
+        # machine takes the next free port of the range; a clash never fails a job, it only goes unreported.
+        # A local run puts the reporter jar on the classpath itself (flink_dist.prometheus_reporter_jar);
+        # a cluster uses its own reporter settings (flink-conf/config.yaml) and plugins/.
+        "metrics.reporter.prom.factory.class": "org.apache.flink.metrics.prometheus.PrometheusReporterFactory",
+        "metrics.reporter.prom.port": "9249-9259",
     }
 
 

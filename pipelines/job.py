@@ -14,6 +14,7 @@ from typing import Any
 
 from modelmon.config import Config, load_config
 from modelmon.errors import stop_on_sigterm
+from modelmon.flink_dist import prometheus_reporter_jar
 from modelmon.paths import connector_jars, has_other_checkpoints, latest_checkpoint
 from modelmon.render import RenderedJob, render_job
 
@@ -28,6 +29,10 @@ def create_table_env(cfg: Config, job: RenderedJob) -> Any:
     for key, value in job.settings.items():
         conf.set(key, value)
     conf.set("pipeline.jars", ";".join(jar.as_uri() for jar in connector_jars(cfg)))
+    reporter = prometheus_reporter_jar()
+    if reporter is not None and conf.get("execution.target", "local") == "local":
+        # Flink's Prometheus reporter (job settings) for a minicluster, which loads no plugins.
+        conf.set("pipeline.classpaths", reporter.as_uri())
     return t_env
 
 

@@ -24,6 +24,10 @@ SET 'python.executable' = '/usr/bin/python3';
 
 SET 'python.client.executable' = '/usr/bin/python3';
 
+SET 'metrics.reporter.prom.factory.class' = 'org.apache.flink.metrics.prometheus.PrometheusReporterFactory';
+
+SET 'metrics.reporter.prom.port' = '9249-9259';
+
 -- Predictions as Kafka delivers them, one JSON object per record value, read as text so that a malformed
 -- record becomes a dead letter with its reason (views/predictions_checked) instead of failing the job.
 -- Grain: one row per Kafka record of the predictions topic.
