@@ -56,6 +56,8 @@ FLUSH_TIMEOUT_S = 30.0
 LINGER_MS = 5
 # kafka-python waits 30 s for a broker by default; a missing broker should be reported sooner.
 BOOTSTRAP_TIMEOUT_MS = 10_000
+# Half-second tries to learn the control topic's partitions before giving up.
+CONTROL_METADATA_TRIES = 20
 
 
 class SimulatorError(ModelmonError, ValueError):
@@ -517,7 +519,16 @@ class ControlListener:
                 enable_auto_commit=False,
                 isolation_level="read_committed",
             )
-            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            numbers = consumer.partitions_for_topic(topic)
+            for _ in range(CONTROL_METADATA_TRIES):  # a topic created a moment ago may not be known yet
+                if numbers:
+                    break
+                time.sleep(0.5)
+                numbers = consumer.partitions_for_topic(topic)
+            if not numbers:
+                consumer.close()
+                raise SimulatorError(f"control topic {topic} does not exist at {kafka.bootstrap_servers}")
+            partitions = [TopicPartition(topic, p) for p in sorted(numbers)]
             consumer.assign(partitions)
             consumer.seek_to_end(*partitions)
             for partition in partitions:
