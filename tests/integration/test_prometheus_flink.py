@@ -119,8 +119,9 @@ def test_streaming_job_metrics_through_prometheus(kafka_broker: LocalKafka, data
 
 @pytest.fixture
 def standalone_cluster(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """A standalone JobManager + TaskManager from flink-conf/config.yaml, on a REST port of its own."""
-    home = prepare_flink_home(tmp_path / "flink", gateway_jar(Config()), conf={"rest.port": free_port()})
+    """A standalone JobManager + TaskManager from flink-conf/config.yaml, on REST and RPC ports of its own."""
+    ports = {"rest.port": free_port(), "jobmanager.rpc.port": free_port()}
+    home = prepare_flink_home(tmp_path / "flink", gateway_jar(Config()), conf=ports)
     try:
         yield home, start_cluster(home)
     finally:
