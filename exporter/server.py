@@ -141,6 +141,8 @@ class Exporter:
         self._host = cfg.exporter.host if host is None else host
         self._port = cfg.exporter.port if port is None else port
         self._listeners: list[Listener] = []
+        self._caught_up_hooks: list[Callable[[], None]] = []
+        self._caught_up = False
         self._stop = threading.Event()
         self._http: HttpServer | None = None
         self._consumer = threading.Thread(target=self._consume, name="exporter-consumer", daemon=True)
@@ -152,6 +154,11 @@ class Exporter:
         """Call `listener(row)` with every row of the topic, after the state has taken it, on the consumer
         thread (so keep it quick). After a restart it sees the topic again from the beginning."""
         self._listeners.append(listener)
+
+    def on_caught_up(self, hook: Callable[[], None]) -> None:
+        """Call `hook()` once, on the consumer thread, when the backlog of the topic has been read (e.g. the
+        alert engine's flush, which evaluates rows it held back to put them in window order)."""
+        self._caught_up_hooks.append(hook)
 
     def mount(self, path: str, app: WSGIApplication, *, prefix: bool = False) -> None:
         """Serve more than /metrics on the same server (see Router.mount)."""
@@ -276,6 +283,15 @@ class Exporter:
         rows = sum(stats.rows.values())
         now = time.monotonic()
         first = idle and self._rows_logged < 0
+        if idle and not self._caught_up:
+            self._caught_up = True
+            log.info("read the backlog of topic %s (%d rows)", self.cfg.topics.metrics, rows)
+            for hook in self._caught_up_hooks:
+                try:
+                    hook()
+                except Exception:
+                    self.state.record_listener_error()
+                    log.exception("caught-up hook %r failed; the exporter carries on", hook)
         if first or (rows != self._rows_logged and now - self._logged_at >= PROGRESS_EVERY_S):
             log.info(
                 "exporting %d series from topic %s on %s (%d rows read)",

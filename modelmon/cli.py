@@ -341,8 +341,14 @@ def watch(
     default=None,
     help="Port to listen on (overrides exporter.port, default 9108; 0 picks a free one, shown in the log).",
 )
+@click.option(
+    "--alerts/--no-alerts",
+    default=True,
+    show_default=True,
+    help="Evaluate the alert rules (alerts.*) on every row and notify the configured channels.",
+)
 @click.pass_context
-def exporter(ctx: click.Context, host: str | None, port: int | None) -> None:
+def exporter(ctx: click.Context, host: str | None, port: int | None, alerts: bool) -> None:
     """Serve the metrics topic as Prometheus metrics on http://HOST:PORT/metrics (Ctrl-C stops).
 
     Reads the metrics topic from the beginning at every start (so a restart rebuilds its state) and
@@ -359,7 +365,28 @@ def exporter(ctx: click.Context, host: str | None, port: int | None) -> None:
     """
     from modelmon.exporter.server import Exporter
 
-    Exporter(_config(ctx), host=host, port=port).run()
+    cfg = _config(ctx)
+    server = Exporter(cfg, host=host, port=port)
+    engine = None
+    if alerts:
+        from modelmon.alerting.engine import AlertEngine
+
+        engine = AlertEngine(cfg)
+        server.add_listener(engine)
+        # Rows held back to evaluate each series in window order are released once the backlog is read.
+        server.on_caught_up(engine.flush)
+        channels = ", ".join(engine.dispatcher.stats) or "none configured"
+        logging.getLogger("modelmon.exporter").info(
+            "alerting: %d rules; channels: %s; every event also goes to topic %s",
+            len(cfg.alerts.rules),
+            channels,
+            cfg.topics.alerts,
+        )
+    try:
+        server.run()
+    finally:
+        if engine is not None:
+            engine.close()
     click.echo("exporter stopped", err=True)
 
 

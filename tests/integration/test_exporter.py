@@ -225,3 +225,31 @@ def test_cli_exporter_stops_on_sigterm_and_rebuilds_its_state_on_restart(
     per_series = {name: values for name, values in first.items() if not name.startswith("modelmon_exporter_")}
     assert per_series == {name: values for name, values in second.items() if not name.startswith("modelmon_exporter_")}
     assert first["modelmon_accuracy"][labels_of(LIVE_V1)] == 0.99
+
+
+def test_cli_exporter_evaluates_the_alert_rules(kafka_broker: LocalKafka, data_dir: Path, tmp_path: Path) -> None:
+    """`modelmon exporter` hosts the alert engine: a model that degrades for two windows fires once and
+    resolves once, on the alerts topic, even though the topic's rows arrive out of window order."""
+    from modelmon.topics import read_topic
+
+    rule = {"name": "accuracy-low", "metric": "accuracy", "op": "<", "threshold": 0.9, "severity": "critical"}
+    cfg = fresh_config(data_dir, {"alerts": {"rules": [rule], "max_event_age": None, "lateness": "10min"}})
+    accuracies = [0.95, 0.96, 0.52, 0.48, 0.97, 0.95, 0.96]
+    degrading = [
+        row(minute, model="v2", is_final=True, accuracy=value, n_labelled=200)
+        for minute, value in enumerate(accuracies)
+    ]
+    produce(cfg, cfg.topics.metrics, records(degrading))
+    child, url = start_cli(write_config(cfg, tmp_path / "modelmon.yaml"), tmp_path / "alerts.log")
+    try:
+        wait_for(url, lambda s: rows_read(s) == len(degrading))
+        deadline = time.monotonic() + 60
+        while len(events := list(read_topic(cfg, cfg.topics.alerts, idle_timeout_s=2))) < 2:
+            assert time.monotonic() < deadline, (tmp_path / "alerts.log").read_text()
+    finally:
+        output = stop_cli(child, tmp_path / "alerts.log")
+    assert "alerting: 1 rules; channels: none configured" in output
+    assert [(e["state"], e["model_version"], e["window_start"]) for e in events] == [
+        ("firing", "v2", iso(START + timedelta(minutes=3))),  # the second bad window of the last three
+        ("resolved", "v2", iso(START + timedelta(minutes=5))),
+    ]
