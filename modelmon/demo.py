@@ -122,6 +122,7 @@ def run_demo(cfg: Config, *, echo: Callable[[str], None], horizon: timedelta = D
     logs.mkdir(parents=True, exist_ok=True)
     job = _spawn(["--config", str(config_file), "run"], logs / "job.log")
     simulator = _spawn(["--config", str(config_file), "simulate"], logs / "simulator.log")
+    exporter = _spawn(["--config", str(config_file), "exporter"], logs / "exporter.log")
     sim = cfg.simulator
     delays = f"{format_duration(sim.label_delay_min)} to {format_duration(sim.label_delay_max)}"
     echo(
@@ -129,7 +130,9 @@ def run_demo(cfg: Config, *, echo: Callable[[str], None], horizon: timedelta = D
         f"simulator: {sim.rate:g} transactions/s x {len(sim.model_versions)} model versions, "
         f"labels {delays} later, log {logs / 'simulator.log'}\n"
         f"topics on {cfg.kafka.bootstrap_servers}: metrics {cfg.topics.metrics}, labelled predictions "
-        f"{cfg.topics.labelled_predictions}, dead letters {cfg.topics.dead_letter}"
+        f"{cfg.topics.labelled_predictions}, dead letters {cfg.topics.dead_letter}, alerts {cfg.topics.alerts}\n"
+        f"exporter: Prometheus metrics on http://{cfg.exporter.host}:{cfg.exporter.port}/metrics, alert rules "
+        f"evaluated there, log {logs / 'exporter.log'}"
     )
     for note in notes:
         echo(note)
@@ -139,6 +142,7 @@ def run_demo(cfg: Config, *, echo: Callable[[str], None], horizon: timedelta = D
     except KeyboardInterrupt:
         pass
     finally:
-        _stop([simulator, job])
-        echo(f"stopped the job and the simulator; Kafka keeps running ({LocalKafka(cfg).status().describe()})")
+        _stop([exporter, simulator, job])
+        kafka = LocalKafka(cfg).status().describe()
+        echo(f"stopped the job, the simulator and the exporter; Kafka keeps running ({kafka})")
         echo("stop it with: modelmon kafka stop")
