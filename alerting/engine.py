@@ -115,6 +115,11 @@ class AlertEngine:
             for event in self.rules.flush():
                 self._handle(event)
 
+    def firing(self) -> list[AlertEvent]:
+        """Read-only, from any thread: the alerts firing now, each as the event that started it."""
+        with self._lock:
+            return self.rules.firing()
+
     def drain(self) -> None:
         """Wait until every queued notification is delivered or given up, and the topics have the events."""
         self.dispatcher.drain()

@@ -84,6 +84,7 @@ class SeriesState:
     verdicts: deque[bool] = field(init=False)
     normal: deque[float] = field(init=False)
     firing: bool = False
+    fired: AlertEvent | None = None  # the event that started the current firing, while firing
     resolved_at: datetime | None = None
 
     def __post_init__(self) -> None:
@@ -166,6 +167,11 @@ class RuleEngine:
     @property
     def held(self) -> int:
         return sum(len(rows) for rows in self._held.values())
+
+    def firing(self) -> list[AlertEvent]:
+        """Read-only: the event that started each series' current firing, by alert_id (the live page)."""
+        fired = (state.fired for state in self._series.values() if state.firing)
+        return sorted((event for event in fired if event is not None), key=lambda event: event.alert_id)
 
     def _release(self, view: str, until: datetime | None) -> list[AlertEvent]:
         held = self._held[view]
@@ -263,9 +269,10 @@ class RuleEngine:
                 self.stats.suppressed += 1
                 return None
             state.firing = True
-            return build_event(rule, "firing", window.row, value, threshold, baseline)
+            state.fired = build_event(rule, "firing", window.row, value, threshold, baseline)
+            return state.fired
         if state.firing and breaching < rule.breaches:
-            state.firing = False
+            state.firing, state.fired = False, None
             state.resolved_at = window.end
             return build_event(rule, "resolved", window.row, value, threshold, baseline)
         return None
