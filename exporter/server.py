@@ -4,7 +4,7 @@ small threaded WSGI server serves /metrics.
 The consumer has no group and reads from the beginning, so a restarted exporter rebuilds its state from the
 topic. Listeners (the alerting engine will be one) see every row after the state has taken it; one that
 raises is logged and counted, never stops the exporter. More routes can be mounted on the same server
-(the live web page will go at '/').
+(`modelmon exporter` mounts the live page at '/', see `web`).
 """
 
 from __future__ import annotations

@@ -349,7 +349,8 @@ def watch(
 )
 @click.pass_context
 def exporter(ctx: click.Context, host: str | None, port: int | None, alerts: bool) -> None:
-    """Serve the metrics topic as Prometheus metrics on http://HOST:PORT/metrics (Ctrl-C stops).
+    """Serve the metrics topic as Prometheus metrics on http://HOST:PORT/metrics and as a live page on
+    http://HOST:PORT/ (Ctrl-C stops).
 
     Reads the metrics topic from the beginning at every start (so a restart rebuilds its state) and
     exports, per series (view, model_version, segment_key, segment_value), the newest window with its
@@ -382,6 +383,9 @@ def exporter(ctx: click.Context, host: str | None, port: int | None, alerts: boo
             channels,
             cfg.topics.alerts,
         )
+    from modelmon.exporter.web.app import mount_live_page
+
+    mount_live_page(server, alerts=None if engine is None else engine.firing)
     try:
         server.run()
     finally:
