@@ -39,6 +39,8 @@ LIVE_TREND: Final = (
 SEGMENT_COLUMNS: Final = ("n_labelled", "accuracy", "precision", "recall", "f1", "roc_auc")
 DRIFT: Final = ("psi", "ks_pvalue", "throughput_per_s")
 DIFFS: Final = ("accuracy_diff", "precision_diff", "recall_diff", "f1_diff", "brier_diff")
+# Fewer labels than this in a window (the default alert rules' min_samples) make its rates rough: said so.
+FEW_LABELS: Final = 100
 # Worst first: the headline of a version with several firing alerts is its most severe one.
 LEVELS: Final = {"critical": "degraded", "warning": "needs attention"}
 
@@ -118,7 +120,8 @@ def status(newest: Row | None, firing: Sequence[AlertEvent], *, evaluated: bool)
     for level, headline in LEVELS.items():
         hits = [event for event in firing if event.severity == level]
         if hits:
-            return {"level": level, "headline": headline, "detail": "; ".join(alert(e)["text"] for e in hits)}
+            detail = "; ".join(f"{alert(e)['text']} at {text.clock(e.window_start)} UTC" for e in hits)
+            return {"level": level, "headline": headline, "detail": detail}
     if newest is None:
         detail = "predictions are scored, no label has come yet"
         return {"level": "waiting", "headline": text.WAITING, "detail": detail}
@@ -147,6 +150,7 @@ def model(
         "model_version": version,
         "status": status(newest, mine, evaluated=evaluated),
         "window": None if newest is None else _window(newest),
+        "few_labels": newest is not None and (newest["n_labelled"] or 0) < FEW_LABELS,
         "metrics": headline(newest),
         "label_coverage": coverage(cohort[-1] if cohort else None),
         "drift": {name: cell(name, unlabelled[-1][name] if unlabelled else None, waiting=False) for name in DRIFT},
@@ -223,7 +227,12 @@ def columns(rows: Sequence[Row], names: Sequence[str]) -> dict[str, list[Any]]:
 def calibration(newest: Row | None) -> dict[str, Any] | None:
     if newest is None or not newest["reliability"]:
         return None
-    return {"window": _window(newest), "ece": cell("ece", newest["ece"], waiting=False), "bins": newest["reliability"]}
+    return {
+        "window": _window(newest),
+        "n_labelled": cell("n_labelled", newest["n_labelled"], waiting=False),
+        "ece": cell("ece", newest["ece"], waiting=False),
+        "bins": newest["reliability"],
+    }
 
 
 def _segment_order(key: SeriesKey) -> tuple[str, bool, str]:

@@ -261,3 +261,74 @@ def test_champion_challenger_on_shared_transactions(run: dict[str, Any]) -> None
             assert got["significant"] == (got["mcnemar_pvalue"] < 0.05), key
         significant += got["significant"]
     print(f"comparison: {len(actual)} rows, {significant} with a significant difference")
+
+
+def test_live_page_shows_the_runs_metrics_in_a_browser(run: dict[str, Any]) -> None:
+    """The exporter's live page over this run's metrics topic, as `modelmon exporter` serves it (alert engine
+    included), in headless Chromium (Debian's, driven by Playwright): the numbers shown are the topic's, and
+    a screenshot is kept in build/test-artifacts/live-page.png."""
+    import threading
+    from pathlib import Path
+
+    from modelmon.alerting.engine import AlertEngine
+    from modelmon.exporter.server import Exporter
+    from modelmon.exporter.web.app import mount_live_page
+    from playwright.sync_api import sync_playwright
+
+    chromium = Path("/usr/bin/chromium")
+    screenshot = Path(__file__).resolve().parents[2] / "build" / "test-artifacts" / "live-page.png"
+    assert chromium.exists(), f"{chromium} is missing: `make setup` installs Debian's chromium"
+
+    def shown_as(value: Any) -> str:
+        """As the page must show a topic's value: counts with thousands separators, rates to 3 decimals, null
+        as not applicable (every window here has labels)."""
+        if value is None:
+            return "n/a"
+        return f"{value:,}" if isinstance(value, int) else f"{value:.3f}"
+
+    cfg: Config = run["cfg"]
+    live, comparison = view_rows(run, "live"), view_rows(run, "comparison")
+    newest = {version: max(k[0] for k in live if k[1:] == (version, "*", "*")) for version in ("v1", "v2")}
+    exporter, engine, caught_up = Exporter(cfg, port=0), AlertEngine(cfg), threading.Event()
+    exporter.add_listener(engine)
+    exporter.on_caught_up(engine.flush)
+    exporter.on_caught_up(caught_up.set)
+    mount_live_page(exporter, alerts=engine.firing)
+    errors: list[str] = []
+    with exporter, sync_playwright() as playwright:
+        assert caught_up.wait(60), "the exporter did not read the metrics topic"
+        browser = playwright.chromium.launch(executable_path=str(chromium))
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.goto(exporter.url.removesuffix("metrics"))
+        page.wait_for_selector("body[data-loaded]", timeout=15_000)
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(screenshot), full_page=True)
+        firing = engine.firing()
+        for version, start in newest.items():
+            card, row = page.locator(f'article[data-model="{version}"]'), live[(start, version, "*", "*")]
+            for name in ("accuracy", "precision", "recall", "f1", "roc_auc", "n_labelled"):
+                shown = card.locator(f'.tile[data-field="{name}"] .value').inner_text()
+                assert shown == shown_as(row[name]), (version, name, shown, row[name])
+            assert f"[{row['accuracy_ci_low']:.3f}, {row['accuracy_ci_high']:.3f}]" in card.inner_text()
+            assert card.locator("figure.calibration circle").count() == len(row["reliability"] or ())
+            segments = {k[2:]: r for k, r in live.items() if k[:2] == (start, version) and k[2] != "*"}
+            assert card.locator("table.segments tbody tr").count() == len(segments)
+            for (key, value), segment in segments.items():
+                cells = card.locator(f'tr[data-segment="{key}={value}"]')
+                for name in ("n_labelled", "accuracy", "recall"):
+                    assert cells.locator(f'td[data-field="{name}"]').inner_text() == shown_as(segment[name])
+            critical = any(event.model_version == version and event.severity == "critical" for event in firing)
+            headline = page.locator(f'.pill[data-model="{version}"] .headline').inner_text()
+            assert headline == ("degraded" if critical else "healthy"), (version, [e.message for e in firing])
+        start = max(k[0] for k in comparison if k[1:] == ("v2", "*", "*"))
+        for name in ("n_labelled", "mcnemar_b", "mcnemar_c"):
+            shown = page.locator(f'tr[data-challenger="v2"] td[data-field="{name}"]').inner_text()
+            assert shown == shown_as(comparison[(start, "v2", "*", "*")][name]), name
+        summary = f"{len(firing)} alert{'s' * (len(firing) != 1)} firing" if firing else "no alerts firing"
+        assert page.locator("#alerts-summary").inner_text() == summary
+        browser.close()
+    engine.close()
+    assert errors == []
+    print(f"live page: {len(firing)} alerts firing; screenshot {screenshot}")

@@ -128,7 +128,9 @@ def test_the_newest_live_window_rounded_as_shown() -> None:
     assert (shown["label_latency_p50_s"]["text"], shown["label_latency_p95_s"]["text"]) == ("42 s", "3.1 min")
     assert card["window"]["text"] == "2026-05-04 12:01 to 12:02 UTC"
     assert card["calibration"]["bins"][1] == {"bin": 9, "n": 124, "mean_score": 0.93, "observed_rate": 0.81}
-    assert card["calibration"]["ece"]["text"] == "0.031"
+    assert card["calibration"]["ece"]["text"] == "0.031" and card["calibration"]["n_labelled"]["text"] == "1,024"
+    assert card["few_labels"] is False
+    assert by_version(build([labelled(0, n_labelled=99)]))["v1"]["few_labels"] is True
 
 
 def test_trends_are_columns_oldest_first_with_gaps_as_null() -> None:
@@ -220,9 +222,13 @@ def test_status_is_the_most_severe_firing_alert_else_healthy() -> None:
     assert cards["v1"]["status"] == {
         "level": "warning",
         "headline": "needs attention",
-        "detail": "label_latency_p95_s 40.0 min > 30.0 min",
+        "detail": "label_latency_p95_s 40.0 min > 30.0 min at 12:01 UTC",
     }
-    assert cards["v2"]["status"] == {"level": "critical", "headline": "degraded", "detail": "accuracy 0.853 < 0.900"}
+    assert cards["v2"]["status"] == {
+        "level": "critical",
+        "headline": "degraded",
+        "detail": "accuracy 0.853 < 0.900 at 12:01 UTC",
+    }
     assert cards["v3"]["status"]["level"] == "healthy"
     assert cards["v3"]["status"]["detail"] == "no alert rule firing"
     assert data["alerts"]["text"] == "2 alerts firing"

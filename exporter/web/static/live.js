@@ -113,7 +113,7 @@ function calibrationChart(calibration) {
   const spec = { title: "Calibration, newest window", cls: "calibration", lines: [
     { label: "observed fraud rate", color: COLORS.accuracy }, { label: "perfect calibration", color: COLORS.guide, dash: true }] };
   if (!calibration) return figure(spec, `<p class="empty">waiting for labels</p>`);
-  spec.note = `ECE ${calibration.ece.text}; dot size = predictions in the bin`;
+  spec.note = `x: mean score, y: observed fraud rate, dot: a bin; ${calibration.n_labelled.text} labels, ECE ${calibration.ece.text}`;
   const s = H - M.top - M.bottom, left = (W - s) / 2;
   const sx = (v) => left + v * s, sy = (v) => H - M.bottom - v * s;
   const ticks = [0, 0.25, 0.5, 0.75, 1];
@@ -127,17 +127,17 @@ function calibrationChart(calibration) {
   for (const b of bins) {
     body += `<circle cx="${sx(b.mean_score)}" cy="${sy(b.observed_rate)}" r="${(2 + 5 * Math.sqrt((b.n || 0) / most)).toFixed(1)}" fill="${COLORS.accuracy}" fill-opacity="0.6"><title>bin ${b.bin}: ${b.n} predictions, mean score ${b.mean_score.toFixed(3)}, observed ${b.observed_rate.toFixed(3)}</title></circle>`;
   }
-  return figure(spec, svg(body, spec.title), "mean score → observed rate ↑");
+  return figure(spec, svg(body, spec.title));
 }
 
 function swatch(color, dash) {
   return `<svg class="swatch" viewBox="0 0 14 8"><line x1="0" y1="4" x2="14" y2="4" stroke="${color}" stroke-width="2.5"${dash ? ' stroke-dasharray="4 2"' : ""}/></svg>`;
 }
 
-function figure(spec, inner, axes) {
+function figure(spec, inner) {
   const legend = (spec.lines || []).map((l) => `<span>${swatch(l.color, l.dash)}${esc(l.label)}</span>`).join("");
   const note = spec.note ? `<div class="note">${esc(spec.note)}</div>` : "";
-  return `<figure class="${spec.cls || ""}"><figcaption>${esc(spec.title)}${axes ? ` <small>${esc(axes)}</small>` : ""}</figcaption>
+  return `<figure class="${spec.cls || ""}"><figcaption>${esc(spec.title)}</figcaption>
     <div class="legend">${legend}</div>${inner}${note}</figure>`;
 }
 
@@ -182,27 +182,31 @@ function charts(m) {
   ].join("");
 }
 
-function tile(field, label, cell, sub) {
-  const waiting = !known(cell.value);
-  return `<div class="tile${waiting ? " waiting" : ""}" data-field="${field}">
+function tile(field, label, cell, sub, alerting) {
+  const classes = ["tile", known(cell.value) ? "" : "waiting", alerting.has(field) ? "alerting" : ""].join(" ").trim();
+  return `<div class="${classes}" data-field="${field}">
     <div class="label">${esc(label)}</div><div class="value">${esc(cell.text)}</div>
     <div class="sub">${sub ? esc(sub) : "&nbsp;"}</div></div>`;
 }
 
+// A tile whose metric a firing alert of this version (over all segments) watches is outlined in its colour.
 function tiles(m) {
   const x = m.metrics;
+  const watched = m.alerts.filter((a) => a.segment === "all segments").map((a) => a.metric);
+  const alerting = new Set(watched.map((metric) => (metric === "ks_pvalue" ? "psi" : metric)));
   const ci = (c) => (c.interval ? `95% CI ${c.interval}` : "");
+  const few = m.few_labels ? "few labels: wide intervals" : "";
   return [
-    tile("accuracy", "Accuracy", x.accuracy, ci(x.accuracy)),
-    tile("precision", "Precision", x.precision, ci(x.precision)),
-    tile("recall", "Recall", x.recall, ci(x.recall)),
-    tile("f1", "F1", x.f1),
-    tile("roc_auc", "ROC AUC", x.roc_auc, x.roc_auc.interval || ""),
-    tile("n_labelled", "Labels in window", x.n_labelled),
-    tile("label_coverage", "Label coverage", m.label_coverage, m.label_coverage.note || ""),
-    tile("label_latency_p50_s", "Label latency p50", x.label_latency_p50_s),
-    tile("label_latency_p95_s", "Label latency p95", x.label_latency_p95_s),
-    tile("psi", "Drift PSI", m.drift.psi, `KS p ${m.drift.ks_pvalue.text}`),
+    tile("accuracy", "Accuracy", x.accuracy, ci(x.accuracy), alerting),
+    tile("precision", "Precision", x.precision, ci(x.precision), alerting),
+    tile("recall", "Recall", x.recall, ci(x.recall), alerting),
+    tile("f1", "F1", x.f1, "", alerting),
+    tile("roc_auc", "ROC AUC", x.roc_auc, x.roc_auc.interval || "", alerting),
+    tile("n_labelled", "Labels in window", x.n_labelled, few, alerting),
+    tile("label_coverage", "Label coverage", m.label_coverage, m.label_coverage.note || "", alerting),
+    tile("label_latency_p50_s", "Label latency p50", x.label_latency_p50_s, "", alerting),
+    tile("label_latency_p95_s", "Label latency p95", x.label_latency_p95_s, "", alerting),
+    tile("psi", "Drift PSI", m.drift.psi, `KS p ${m.drift.ks_pvalue.text}`, alerting),
   ].join("");
 }
 
