@@ -131,8 +131,8 @@ def run_demo(cfg: Config, *, echo: Callable[[str], None], horizon: timedelta = D
         f"labels {delays} later, log {logs / 'simulator.log'}\n"
         f"topics on {cfg.kafka.bootstrap_servers}: metrics {cfg.topics.metrics}, labelled predictions "
         f"{cfg.topics.labelled_predictions}, dead letters {cfg.topics.dead_letter}, alerts {cfg.topics.alerts}\n"
-        f"exporter: Prometheus metrics on http://{cfg.exporter.host}:{cfg.exporter.port}/metrics, alert rules "
-        f"evaluated there, log {logs / 'exporter.log'}"
+        f"live page: http://{cfg.exporter.host}:{cfg.exporter.port}/ (Prometheus metrics at /metrics; alert rules "
+        f"evaluated there), log {logs / 'exporter.log'}"
     )
     for note in notes:
         echo(note)
