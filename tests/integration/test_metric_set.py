@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pytest
-from modelmon.producers.simulator import generate
+from modelmon.producers.simulator import generate, iso_utc
 from scipy.stats import ks_2samp
 
 from modelmon.config import Config, SimulatorConfig
@@ -34,6 +35,66 @@ COUNT_FIELDS = ("n_labelled", "tp", "fp", "tn", "fn")
 RATE_FIELDS = ("accuracy", "precision", "recall", "f1", "specificity")
 
 
+# Records the job must reject, each with the reason it must give.
+BAD_PREDICTIONS: list[tuple[bytes, str]] = [
+    (b"{truncated", "not a JSON object"),
+    (b"[1, 2]", "not a JSON object"),
+    (
+        json.dumps(
+            {
+                "model_version": "v1",
+                "predicted_fraud_score": 0.2,
+                "predicted_fraud": 0,
+                "event_time": "2026-02-02T08:00:10Z",
+            }
+        ).encode(),
+        "missing transaction_id",
+    ),
+    (
+        json.dumps(
+            {
+                "transaction_id": "bad-1",
+                "model_version": "v1",
+                "predicted_fraud_score": 1.5,
+                "predicted_fraud": 1,
+                "event_time": "2026-02-02T08:00:10Z",
+            }
+        ).encode(),
+        "predicted_fraud_score outside [0, 1]",
+    ),
+    (
+        json.dumps(
+            {
+                "transaction_id": "bad-2",
+                "model_version": "v1",
+                "predicted_fraud_score": "high",
+                "predicted_fraud": 1,
+                "event_time": "2026-02-02T08:00:10Z",
+            }
+        ).encode(),
+        "predicted_fraud_score missing or not a number",
+    ),
+    (
+        json.dumps(
+            {
+                "transaction_id": "bad-3",
+                "model_version": "v1",
+                "predicted_fraud_score": 0.4,
+                "predicted_fraud": 0,
+                "event_time": "yesterday",
+            }
+        ).encode(),
+        "event_time missing or not ISO-8601 UTC",
+    ),
+]
+BAD_LABELS: list[tuple[bytes, str]] = [
+    (
+        json.dumps({"transaction_id": "bad-4", "actual_fraud": 2, "label_time": "2026-02-02T08:01:00Z"}).encode(),
+        "actual_fraud missing or not 0|1",
+    ),
+]
+
+
 def dataset() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Two versions scoring each transaction; predictions and labels out of order; labels 5 s to 4 min late,
     15% never; with a 3 min horizon, some labels come too late."""
@@ -48,7 +109,14 @@ def dataset() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     )
     data = generate(sim, START, n_transactions=4000)
     predictions = [dict(p) for p in data.predictions]
-    labels = sorted((dict(label) for label in data.labels), key=lambda label: label["label_time"])
+    labels = [dict(label) for label in data.labels]
+    # A label that came 5 s before its prediction (clock skew, within max_label_skew) still counts. Both
+    # records sit in their topics at their own times.
+    early = {**predictions[100], "transaction_id": predictions[100]["transaction_id"] + "-early"}
+    predictions.insert(101, early)
+    label_time = datetime.fromisoformat(early["event_time"]) - timedelta(seconds=5)
+    labels.append({"transaction_id": early["transaction_id"], "actual_fraud": 1, "label_time": iso_utc(label_time)})
+    labels.sort(key=lambda label: label["label_time"])
     rng = random.Random(5)
     for records in (predictions, labels):
         for i in range(0, len(records) - 1, 2):
@@ -82,6 +150,8 @@ def run(kafka_broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> d
     predictions, labels = dataset()
     produce(cfg, cfg.topics.predictions, json_records(predictions, "event_time"))
     produce(cfg, cfg.topics.labels, json_records(labels, "label_time"))
+    produce(cfg, cfg.topics.predictions, ((None, value, None) for value, _ in BAD_PREDICTIONS))
+    produce(cfg, cfg.topics.labels, ((None, value, None) for value, _ in BAD_LABELS))
     result = run_cli(write_config(cfg, tmp / "modelmon.yaml"), "run", "--bounded")
     assert result.returncode == 0, result.stderr[-3000:]
     rows = list(read_topic(cfg, cfg.topics.metrics))
@@ -332,3 +402,13 @@ def test_live_page_shows_the_runs_metrics_in_a_browser(run: dict[str, Any]) -> N
     engine.close()
     assert errors == []
     print(f"live page: {len(firing)} alerts firing; screenshot {screenshot}")
+
+
+def test_bad_records_are_dead_lettered_with_their_reason_and_every_pair_is_kept(run: dict[str, Any]) -> None:
+    cfg: Config = run["cfg"]
+    dead = list(read_topic(cfg, cfg.topics.dead_letter))
+    assert sorted(row["reason"] for row in dead) == sorted(reason for _, reason in BAD_PREDICTIONS + BAD_LABELS)
+    assert {row["payload"] for row in dead} == {value.decode() for value, _ in BAD_PREDICTIONS + BAD_LABELS}
+    joined = list(read_topic(cfg, cfg.topics.labelled_predictions))
+    assert len(joined) == len(run["pairs"])
+    assert any(pair["transaction_id"].endswith("-early") for pair in run["pairs"])  # the early label counted
