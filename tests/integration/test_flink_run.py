@@ -14,7 +14,7 @@ from modelmon.config import Config
 from modelmon.flink_dist import flink_run, flink_run_job_ids, prepare_flink_home, start_cluster, stop_cluster
 from modelmon.kafka_local import LocalKafka
 from modelmon.paths import gateway_jar
-from tests.integration.test_live_view import small_dataset
+from tests.datasets import small_dataset
 from tests.kafka_helpers import fresh_config, json_records, live_rows, produce, write_config
 from tests.oracle import counts, join_labels, live_view
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from modelmon.kafka_local import LocalKafka
-from tests.integration.test_live_view import small_dataset
+from tests.datasets import small_dataset
 from tests.kafka_helpers import fresh_config, json_records, live_rows, produce, run_cli, write_config
 from tests.oracle import counts, join_labels, live_view
 
