@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup system-packages demo test test-fast lint format render jars clean help
+.PHONY: setup system-packages demo test test-fast lint format render dashboards jars clean help
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -78,6 +78,9 @@ format: setup  ## Format the code
 
 render: setup  ## Write the job's SQL to rendered/
 	$(BIN)/modelmon render --out rendered
+
+dashboards: $(VENV)/.installed  ## Regenerate the Grafana dashboard dashboards/modelmon.json (grafana-foundation-sdk)
+	$(BIN)/python -m modelmon.dashboards
 
 clean:  ## Remove build output and local data (stops the local broker first)
 	-$(BIN)/modelmon kafka stop
