@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pytest
-from modelmon.producers.simulator import generate, iso_utc
 from scipy.stats import ks_2samp
 
 from modelmon.config import Config, SimulatorConfig
 from modelmon.kafka_local import LocalKafka
 from modelmon.reference import write_simulated_reference
 from modelmon.topics import latest_metrics, read_topic
+from tests.datasets import out_of_order_dataset
 from tests.kafka_helpers import fresh_config, json_records, produce, run_cli, write_config
 from tests.oracle import (
     SCORE_BINS,
@@ -107,22 +106,7 @@ def dataset() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         label_delay_max=timedelta(minutes=4),
         seed=11,
     )
-    data = generate(sim, START, n_transactions=4000)
-    predictions = [dict(p) for p in data.predictions]
-    labels = [dict(label) for label in data.labels]
-    # A label that came 5 s before its prediction (clock skew, within max_label_skew) still counts. Both
-    # records sit in their topics at their own times.
-    early = {**predictions[100], "transaction_id": predictions[100]["transaction_id"] + "-early"}
-    predictions.insert(101, early)
-    label_time = datetime.fromisoformat(early["event_time"]) - timedelta(seconds=5)
-    labels.append({"transaction_id": early["transaction_id"], "actual_fraud": 1, "label_time": iso_utc(label_time)})
-    labels.sort(key=lambda label: label["label_time"])
-    rng = random.Random(5)
-    for records in (predictions, labels):
-        for i in range(0, len(records) - 1, 2):
-            if rng.random() < 0.5:
-                records[i], records[i + 1] = records[i + 1], records[i]
-    return predictions, labels
+    return out_of_order_dataset(sim, START, 4000, shuffle_seed=5, shuffle_predictions=True)
 
 
 def with_latency(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
