@@ -328,6 +328,151 @@ def watch(
     )
 
 
+def _time_option(value: str | None) -> datetime | None:
+    """ISO-8601 (UTC unless it says otherwise) or a duration before now ('6h', '2d')."""
+    if value is None:
+        return None
+    from modelmon.config import parse_duration
+
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            return datetime.now(UTC) - parse_duration(value)
+        except ValueError:
+            raise click.BadParameter(f"expected an ISO-8601 time or a duration such as '6h', got {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _segment_option(value: str) -> tuple[str, str | None] | None:
+    if value == "all":
+        return None
+    if value == "*":
+        return ("*", "*")
+    key, sep, segment_value = value.partition("=")
+    return (key, segment_value if sep else None)
+
+
+@cli.group(invoke_without_command=True)
+@click.option(
+    "--view",
+    "views",
+    multiple=True,
+    type=click.Choice(["live", "unlabelled", "cohort", "comparison"]),
+    help="Only this view; repeat for several. [default: all; live for --plot]",
+)
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    metavar="VERSION",
+    help="Only this model version ('*' = the rows over all versions); repeat for several. [default: all]",
+)
+@click.option(
+    "--segment",
+    default="*",
+    show_default=True,
+    metavar="KEY[=VALUE]",
+    help="'*' = the rows over all segments; KEY = every value of that segment; KEY=VALUE one of them; "
+    "'all' = every row.",
+)
+@click.option("--since", metavar="TIME", help="Windows starting at or after TIME: ISO-8601 (UTC) or a duration ago.")
+@click.option("--until", metavar="TIME", help="Windows starting before TIME: ISO-8601 (UTC) or a duration ago.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--plot", type=click.Choice(["trend", "calibration"]), help="Draw the rows instead of printing them.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="The plot's file (PNG, SVG or PDF).")
+@click.option("--no-sync", is_flag=True, help="Do not first add the files the job committed since the last sync.")
+@click.pass_context
+def history(
+    ctx: click.Context,
+    views: tuple[str, ...],
+    models: tuple[str, ...],
+    segment: str,
+    since: str | None,
+    until: str | None,
+    fmt: str,
+    plot: str | None,
+    out: Path | None,
+    no_sync: bool,
+) -> None:
+    """Query the history table: the final metrics rows of every window, kept on disk.
+
+    The job writes them as Parquet files under history.path (default <paths.data_dir>/history), registered
+    in a Delta Lake log, so any Delta reader can open it too (e.g. deltalake.DeltaTable(path).to_pandas()).
+
+    \b
+    modelmon history --view live --model v2 --since 6h
+    modelmon history --segment country --format csv > by-country.csv
+    modelmon history --plot trend --out trend.png
+    modelmon history --plot calibration --model v1 --model v2 --out calibration.png
+    modelmon history compact      # merge small files, apply history.retention
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from modelmon.history.plot import plot_calibration, plot_trend
+    from modelmon.history.query import HistoryQuery, read_history
+    from modelmon.history.report import write_rows
+    from modelmon.history.sync import sync
+    from modelmon.paths import history_dir
+
+    cfg = _config(ctx)
+    if plot is not None and out is None:
+        raise click.UsageError("--plot needs --out FILE")
+    if plot is not None and len(views) > 1:
+        raise click.UsageError("--plot draws one view; give --view once")
+    if not no_sync:
+        sync(cfg)
+    query = HistoryQuery(
+        views=views or (("live",) if plot else ()),
+        model_versions=models,
+        segment=_segment_option(segment),
+        since=_time_option(since),
+        until=_time_option(until),
+    )
+    frame = read_history(history_dir(cfg), query)
+    if plot is None:
+        count = write_rows(frame, fmt, sys.stdout, segments=segment != "*", echo=click.echo)
+        click.echo(f"{count} rows", err=True)
+        return
+    if frame.empty:
+        raise click.ClickException("no rows match; nothing to plot")
+    assert out is not None
+    title = (
+        f"{query.views[0]} view, segment {segment}, {frame['window_start'].min():%Y-%m-%d %H:%M} to "
+        f"{frame['window_start'].max():%Y-%m-%d %H:%M} UTC"
+    )
+    if plot == "trend":
+        plot_trend(frame, out, title=title)
+    else:
+        plot_calibration(frame, out, title=title, n_bins=cfg.metrics.calibration_bins)
+    click.echo(f"{plot} of {len(frame)} rows written to {out}", err=True)
+
+
+@history.command("sync")
+@click.pass_context
+def history_sync(ctx: click.Context) -> None:
+    """Add the files the job committed to the table's Delta log (`modelmon run` does it every
+    history.sync_interval; a job submitted with `flink run` needs this, or any history command)."""
+    from modelmon.history.sync import sync
+
+    result = sync(_config(ctx))
+    click.echo(f"added {result.added_files} files ({result.added_rows} rows); table version {result.table_version}")
+
+
+@history.command("compact")
+@click.pass_context
+def history_compact(ctx: click.Context) -> None:
+    """Merge small files, delete days older than history.retention, vacuum replaced files
+    (`modelmon run` does it every history.compact_interval)."""
+    from modelmon.history.maintenance import maintain
+
+    result = maintain(_config(ctx))
+    click.echo(
+        f"added {result.synced.added_files} files; compacted {result.files_compacted} files into "
+        f"{result.files_written}; expired {result.rows_expired} rows; vacuumed {result.files_vacuumed} files"
+    )
+
+
 @cli.command()
 @click.option(
     "--host",

@@ -647,6 +647,25 @@ class AlertsConfig(Section):
         return value
 
 
+class HistoryConfig(Section):
+    """The history table: every final metrics row, kept as Parquet files with a Delta Lake log."""
+
+    enabled: bool = True
+    # A local folder (default: <paths.data_dir>/history); every Flink worker must see it, so a cluster on
+    # several machines needs a shared mount.
+    path: Path | None = None
+    # How often `modelmon run` adds the files Flink committed to the Delta log (also once when it stops).
+    sync_interval: Duration = timedelta(seconds=30)
+    # How often `modelmon run` compacts and applies retention; `modelmon history compact` does it on demand.
+    compact_interval: Duration = timedelta(hours=1)
+    # Compaction rewrites a partition's files smaller than this into files of about this size.
+    target_file_size_mb: int = Field(64, ge=1, le=4096)
+    # Windows older than this are deleted from the table; None keeps them all.
+    retention: Duration | None = None
+    # Files that compaction or retention replaced stay on disk this long for readers of older table versions.
+    vacuum_after: Duration = timedelta(hours=24)
+
+
 class PathsConfig(Section):
     data_dir: Path = Path(".modelmon")
     # Default: jvm/target of the source checkout (filled by `make jars`).
@@ -668,6 +687,7 @@ class Config(Section):
     drift: DriftConfig = DriftConfig()
     exporter: ExporterConfig = ExporterConfig()
     alerts: AlertsConfig = AlertsConfig()
+    history: HistoryConfig = HistoryConfig()
     # The simulator's two versions by default; a pair whose versions never score the same transaction
     # produces no rows.
     comparisons: tuple[ComparisonConfig, ...] = Field((ComparisonConfig(champion="v1", challenger="v2"),), max_length=8)

@@ -38,6 +38,11 @@ def has_other_checkpoints(cfg: Config, fingerprint: str) -> bool:
     return any(path.name != fingerprint for path in root.glob("*") if any(path.glob("*/chk-*/_metadata")))
 
 
+def history_dir(cfg: Config) -> Path:
+    """The history table's folder: Flink's Parquet files and the Delta log."""
+    return (cfg.history.path or data_dir(cfg) / "history").resolve()
+
+
 def kafka_dir(cfg: Config) -> Path:
     return data_dir(cfg) / "kafka"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import jinja2
 
 from modelmon.config import Config
-from modelmon.paths import checkpoint_dir
+from modelmon.paths import checkpoint_dir, history_dir
 
 # ISO-8601 UTC date-time; group 1 = date, group 2 = time (Java regex, used inside SQL string literals).
 ISO_UTC_PATTERN = r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$"
@@ -22,6 +22,7 @@ MAX_ID_LENGTH = 256
 SOURCES = ("sources/predictions_raw", "sources/labels_raw")
 STREAMING_SOURCES = ("sources/labelled_predictions_replay",)
 SINKS = ("sinks/metrics", "sinks/labelled_predictions", "sinks/dead_letter")
+HISTORY_SINKS = ("sinks/history",)
 # A template may hold several statements, each ended by a line holding only ";".
 VIEWS = (
     "functions",
@@ -32,8 +33,10 @@ VIEWS = (
     "views/unlabelled",
     "views/cohort",
     "views/comparison",
+    "views/metrics",
 )
 INSERTS = ("inserts/dead_letter", "inserts/labelled_predictions", "inserts/metrics")
+HISTORY_INSERTS = ("inserts/history",)
 
 
 def sql_interval(value: timedelta) -> str:
@@ -44,6 +47,11 @@ def sql_interval(value: timedelta) -> str:
     hours, mi = divmod(minutes, 60)
     days, h = divmod(hours, 24)
     return f"INTERVAL '{days} {h:02d}:{mi:02d}:{s:02d}.{ms:03d}' DAY TO SECOND(3)"
+
+
+def sql_string(value: str) -> str:
+    """Text for inside a SQL string literal: a quote is doubled, so no value can end the literal."""
+    return value.replace("'", "''")
 
 
 def millis(value: timedelta) -> int:
@@ -84,6 +92,7 @@ def _template_context(cfg: Config, bounded: bool) -> dict[str, object]:
         "latency_edges": latency_edges,
         "latency_columns": [f"latency_{i}" for i in range(len(latency_edges) + 1)],
         "reference_counts": reference_histogram(cfg),
+        "history_uri": history_dir(cfg).as_uri(),
     }
 
 
@@ -102,6 +111,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["interval"] = sql_interval
     env.filters["millis"] = millis
+    env.filters["sql_string"] = sql_string
     return env
 
 
@@ -170,8 +180,9 @@ def render_job(cfg: Config, *, bounded: bool = False) -> RenderedJob:
         return [stmt for name in names for stmt in split_statements(env.get_template(f"{name}.sql.j2").render(context))]
 
     sources = SOURCES if bounded else SOURCES + STREAMING_SOURCES
-    setup = render(sources) + render(SINKS) + render(VIEWS)
-    inserts = render(INSERTS)
+    history = cfg.history.enabled
+    setup = render(sources) + render(SINKS + (HISTORY_SINKS if history else ())) + render(VIEWS)
+    inserts = render(INSERTS + (HISTORY_INSERTS if history else ()))
     fingerprint = hashlib.sha256("\n;\n".join(setup + inserts).encode()).hexdigest()[:12]
     return RenderedJob(
         fingerprint=fingerprint,

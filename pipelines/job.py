@@ -12,6 +12,8 @@ import logging
 import sys
 from typing import Any
 
+from modelmon.history.keeper import HistoryKeeper
+
 from modelmon.config import Config, load_config
 from modelmon.errors import stop_on_sigterm
 from modelmon.flink_dist import prometheus_reporter_jar
@@ -68,10 +70,12 @@ def submit(cfg: Config, *, bounded: bool, resume: bool = True) -> tuple[Any, boo
 
 def run(cfg: Config, *, bounded: bool, resume: bool = True) -> None:
     """Run until the job ends: a bounded run ends once both topics are read; a streaming run runs until
-    Ctrl-C or SIGTERM, which cancel it (its last checkpoint is kept for the next start)."""
+    Ctrl-C or SIGTERM, which cancel it (its last checkpoint is kept for the next start). Meanwhile the
+    history table's committed files are added to its Delta log (HistoryKeeper)."""
     result, attached = submit(cfg, bounded=bounded, resume=resume)
     if not attached:
         return
+    keeper = HistoryKeeper(cfg).start() if cfg.history.enabled else None
     try:
         result.wait()
     except KeyboardInterrupt:
@@ -80,6 +84,9 @@ def run(cfg: Config, *, bounded: bool, resume: bool = True) -> None:
             log.info("cancelling job %s", client.get_job_id())
             client.cancel().result()
         raise
+    finally:
+        if keeper is not None:
+            keeper.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from deltalake import DeltaTable
+from modelmon.history.plot import reliability_by_version
+from modelmon.history.query import HistoryQuery, read_history
+from modelmon.history.query import rows as plain_rows
 from scipy.stats import ks_2samp
 
 from modelmon.config import Config, SimulatorConfig
 from modelmon.kafka_local import LocalKafka
+from modelmon.paths import history_dir
 from modelmon.reference import write_simulated_reference
-from modelmon.topics import latest_metrics, read_topic
+from modelmon.topics import METRICS_KEY, latest_metrics, read_topic
 from tests.datasets import out_of_order_dataset
 from tests.kafka_helpers import fresh_config, json_records, produce, run_cli, write_config
 from tests.oracle import (
@@ -30,6 +38,7 @@ pytestmark = pytest.mark.integration
 START = datetime(2026, 2, 2, 8, 0, tzinfo=UTC)
 # Fewer top values than the simulator draws, so 'other' segments appear.
 SEGMENTS = {"country": ("US", "GB"), "merchant_category": ("grocery", "travel", "electronics")}
+ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
 COUNT_FIELDS = ("n_labelled", "tp", "fp", "tn", "fn")
 RATE_FIELDS = ("accuracy", "precision", "recall", "f1", "specificity")
 
@@ -142,7 +151,14 @@ def run(kafka_broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> d
     pairs = with_latency(join_labels(predictions, labels, horizon=cfg.join.label_horizon, skew=cfg.join.max_label_skew))
     assert len(pairs) < len(labels) * 2, "the horizon must cut some labels for this test to mean anything"
     reference_scores = np.loadtxt(reference)
-    return {"cfg": cfg, "predictions": predictions, "pairs": pairs, "rows": rows, "reference": reference_scores}
+    return {
+        "cfg": cfg,
+        "config_file": tmp / "modelmon.yaml",
+        "predictions": predictions,
+        "pairs": pairs,
+        "rows": rows,
+        "reference": reference_scores,
+    }
 
 
 def view_rows(run: dict[str, Any], view: str) -> dict[tuple[str, str, str, str], dict[str, Any]]:
@@ -330,7 +346,7 @@ def test_live_page_shows_the_runs_metrics_in_a_browser(run: dict[str, Any]) -> N
     from playwright.sync_api import sync_playwright
 
     chromium = Path("/usr/bin/chromium")
-    screenshot = Path(__file__).resolve().parents[2] / "build" / "test-artifacts" / "live-page.png"
+    screenshot = ARTIFACTS / "live-page.png"
     assert chromium.exists(), f"{chromium} is missing: `make setup` installs Debian's chromium"
 
     def shown_as(value: Any) -> str:
@@ -396,3 +412,95 @@ def test_bad_records_are_dead_lettered_with_their_reason_and_every_pair_is_kept(
     joined = list(read_topic(cfg, cfg.topics.labelled_predictions))
     assert len(joined) == len(run["pairs"])
     assert any(pair["transaction_id"].endswith("-early") for pair in run["pairs"])  # the early label counted
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The history table of the same run.
+
+
+def history_rows(cfg: Config) -> list[dict[str, Any]]:
+    """The Delta table as any Delta reader sees it, rows converted to the topic's JSON form."""
+    frame = DeltaTable(str(history_dir(cfg))).to_pandas()
+    assert (frame["date"] == frame["window_start"].dt.strftime("%Y-%m-%d")).all()
+    return list(plain_rows(frame))
+
+
+def test_history_table_holds_exactly_the_final_rows_of_the_topic(run: dict[str, Any]) -> None:
+    table = history_rows(run["cfg"])
+    keys = [tuple(row[field] for field in METRICS_KEY) for row in table]
+    assert len(keys) == len(set(keys)), "a final row was written twice"
+    finals = {key: row for key, row in latest_metrics(iter(run["rows"])).items() if row["is_final"]}
+    assert set(keys) == set(finals)
+    assert {key[0] for key in keys} == {"live", "unlabelled", "cohort", "comparison"}
+    for key, row in zip(keys, table, strict=True):
+        assert row == finals[key], key  # every column, exactly: the same doubles as the topic's JSON
+
+
+def test_history_command_prints_csv_json_and_a_table(run: dict[str, Any]) -> None:
+    finals = [row for row in latest_metrics(iter(run["rows"])).values() if row["is_final"]]
+    live_v2 = sorted(
+        (r for r in finals if (r["view"], r["model_version"], r["segment_key"]) == ("live", "v2", "*")),
+        key=lambda r: r["window_start"],
+    )
+    result = run_cli(run["config_file"], "history", "--view", "live", "--model", "v2", "--format", "csv")
+    assert result.returncode == 0, result.stderr[-2000:]
+    got = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [r["window_start"] for r in got] == [r["window_start"] for r in live_v2]
+    assert [float(r["accuracy"]) for r in got] == [r["accuracy"] for r in live_v2]
+    assert [json.loads(r["reliability"]) for r in got] == [r["reliability"] for r in live_v2]
+
+    since, until = live_v2[1]["window_start"], live_v2[3]["window_start"]
+    result = run_cli(
+        run["config_file"],
+        "history",
+        "--view",
+        "cohort",
+        "--segment",
+        "country",
+        "--since",
+        since,
+        "--until",
+        until,
+        "--format",
+        "json",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = [
+        r
+        for r in finals
+        if (r["view"], r["segment_key"]) == ("cohort", "country") and since <= r["window_start"] < until
+    ]
+    assert sorted(json.dumps(r, sort_keys=True) for r in json.loads(result.stdout)) == sorted(
+        json.dumps(r, sort_keys=True) for r in expected
+    )
+
+    result = run_cli(run["config_file"], "history", "--view", "live", "--model", "v2")
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("live") and "UTC 2026-02-02" in lines[0]
+    assert len(lines) == 1 + len(live_v2) and f"{len(live_v2)} rows" in result.stderr
+
+
+def test_history_plots_trend_and_calibration(run: dict[str, Any]) -> None:
+    """The plots are drawn from the history (kept in build/test-artifacts to look at), and the calibration
+    plot's points are exactly scikit-learn's calibration_curve over every labelled pair of each version."""
+    from matplotlib.image import imread
+    from sklearn.calibration import calibration_curve
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for plot in ("trend", "calibration"):
+        out = ARTIFACTS / f"history-{plot}.png"
+        out.unlink(missing_ok=True)
+        result = run_cli(run["config_file"], "history", "--plot", plot, "--out", str(out))
+        assert result.returncode == 0, result.stderr[-2000:]
+        height, width, _ = imread(out).shape
+        assert (width, height) == ((1000, 900) if plot == "trend" else (700, 800))
+
+    frame = read_history(history_dir(run["cfg"]), HistoryQuery(views=("live",)))
+    points = reliability_by_version(frame)
+    for version in ("v1", "v2"):
+        pairs = [p for p in run["pairs"] if p["model_version"] == version]
+        y = np.array([p["actual_fraud"] for p in pairs])
+        prob_true, prob_pred = calibration_curve(y, np.array([p["predicted_fraud_score"] for p in pairs]), n_bins=10)
+        assert np.allclose([observed for *_, observed in points[version]], prob_true, atol=1e-12)
+        assert np.allclose([score for _, _, score, _ in points[version]], prob_pred, atol=1e-12)
+        assert sum(n for _, n, _, _ in points[version]) == len(pairs)

@@ -8,7 +8,6 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import permutations
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,17 +22,18 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from modelmon.cli import cli
 from modelmon.config import Config
+from modelmon.render import render_job
 from modelmon.topics import latest_metrics
 
-SINK = Path(__file__).resolve().parents[2] / "sql" / "sinks" / "metrics.sql.j2"
 START = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 KINDS = {"BIGINT": "count", "INT": "count", "DOUBLE": "real", "BOOLEAN": "flag"}
 
 
 def sink_columns() -> dict[str, str]:
-    """Column -> SQL type, as the metrics sink declares them (the independent source of truth)."""
+    """Column -> SQL type, as the rendered metrics sink declares them (the independent source of truth)."""
+    (sink,) = [s for s in render_job(Config()).setup if "CREATE TABLE metrics_sink (" in s]
     pattern = re.compile(r"^\s+`?(\w+)`?\s+([A-Z]+)")
-    return {m[1]: m[2] for line in SINK.read_text().splitlines() if (m := pattern.match(line)) and m[1] != "PRIMARY"}
+    return {m[1]: m[2] for line in sink.splitlines() if (m := pattern.match(line)) and m[1] != "PRIMARY"}
 
 
 def iso(moment: datetime) -> str:

@@ -8,7 +8,7 @@ SET 'execution.checkpointing.interval' = '10000 ms';
 
 SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
 
-SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/263723d45a3b';
+SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/fc565db34175';
 
 SET 'execution.checkpointing.externalized-checkpoint-retention' = 'RETAIN_ON_CANCELLATION';
 
@@ -121,64 +121,64 @@ CREATE TABLE labelled_predictions_replay (
 -- consumers keep the row with the highest revision per key. Undefined values are null, never NaN.
 CREATE TABLE metrics_sink (
   `view` STRING,                 -- 'live' (by label time), 'cohort' (by prediction time), 'unlabelled'
-  window_start STRING,           -- ISO-8601 UTC, inclusive
-  window_end STRING,             -- ISO-8601 UTC, exclusive
-  model_version STRING,          -- '*' = all versions
-  segment_key STRING,            -- '*' = all segments, else a configured segment column
-  segment_value STRING,          -- '*' = all values; a configured top value or 'other'
-  revision INT,                  -- grows with each update of the same key
-  is_final BOOLEAN,              -- no further revision will follow
-  n_predictions BIGINT,          -- live: the predictions the window's labels matched
-  n_labelled BIGINT,
-  label_coverage DOUBLE,         -- n_labelled / n_predictions
-  throughput_per_s DOUBLE,       -- n_predictions / window length
-  mean_score DOUBLE,
-  predicted_positive_rate DOUBLE,
-  tp BIGINT,
-  fp BIGINT,
-  tn BIGINT,
-  fn BIGINT,
-  accuracy DOUBLE,
+  `window_start` STRING,         -- ISO-8601 UTC, inclusive
+  `window_end` STRING,           -- ISO-8601 UTC, exclusive
+  `model_version` STRING,        -- '*' = all versions
+  `segment_key` STRING,          -- '*' = all segments, else a configured segment column
+  `segment_value` STRING,        -- '*' = all values; a configured top value or 'other'
+  `revision` INT,                -- grows with each update of the same key
+  `is_final` BOOLEAN,            -- no further revision will follow
+  `n_predictions` BIGINT,        -- live: the predictions the window's labels matched
+  `n_labelled` BIGINT,
+  `label_coverage` DOUBLE,       -- n_labelled / n_predictions
+  `throughput_per_s` DOUBLE,     -- n_predictions / window length
+  `mean_score` DOUBLE,
+  `predicted_positive_rate` DOUBLE,
+  `tp` BIGINT,
+  `fp` BIGINT,
+  `tn` BIGINT,
+  `fn` BIGINT,
+  `accuracy` DOUBLE,
   `precision` DOUBLE,
-  recall DOUBLE,
-  specificity DOUBLE,
-  f1 DOUBLE,
-  accuracy_ci_low DOUBLE,        -- Wilson 95% intervals
-  accuracy_ci_high DOUBLE,
-  precision_ci_low DOUBLE,
-  precision_ci_high DOUBLE,
-  recall_ci_low DOUBLE,
-  recall_ci_high DOUBLE,
-  roc_auc DOUBLE,                -- from score histograms; the exact AUC is within roc_auc_error_bound
-  roc_auc_error_bound DOUBLE,
-  pr_auc DOUBLE,                 -- average precision
-  brier DOUBLE,
-  log_loss DOUBLE,
-  ece DOUBLE,
-  mce DOUBLE,
-  reliability ARRAY<ROW<`bin` INT, n BIGINT, mean_score DOUBLE, observed_rate DOUBLE>>,  -- non-empty bins
-  label_latency_p50_s DOUBLE,
-  label_latency_p95_s DOUBLE,
-  psi DOUBLE,                    -- drift of the scores against drift.reference_file
-  ks_statistic DOUBLE,
-  ks_pvalue DOUBLE,
-  estimated_accuracy DOUBLE,     -- CBPE: expected from the scores alone, before labels
-  estimated_precision DOUBLE,
-  estimated_recall DOUBLE,
+  `recall` DOUBLE,
+  `specificity` DOUBLE,
+  `f1` DOUBLE,
+  `accuracy_ci_low` DOUBLE,      -- Wilson 95% intervals
+  `accuracy_ci_high` DOUBLE,
+  `precision_ci_low` DOUBLE,
+  `precision_ci_high` DOUBLE,
+  `recall_ci_low` DOUBLE,
+  `recall_ci_high` DOUBLE,
+  `roc_auc` DOUBLE,              -- from score histograms; the exact AUC is within roc_auc_error_bound
+  `roc_auc_error_bound` DOUBLE,
+  `pr_auc` DOUBLE,               -- average precision
+  `brier` DOUBLE,
+  `log_loss` DOUBLE,
+  `ece` DOUBLE,
+  `mce` DOUBLE,
+  `reliability` ARRAY<ROW<`bin` INT, n BIGINT, mean_score DOUBLE, observed_rate DOUBLE>>,-- non-empty bins
+  `label_latency_p50_s` DOUBLE,
+  `label_latency_p95_s` DOUBLE,
+  `psi` DOUBLE,                  -- drift of the scores against drift.reference_file
+  `ks_statistic` DOUBLE,
+  `ks_pvalue` DOUBLE,
+  `estimated_accuracy` DOUBLE,   -- CBPE: expected from the scores alone, before labels
+  `estimated_precision` DOUBLE,
+  `estimated_recall` DOUBLE,
   -- view 'comparison' only: the challenger (model_version) against the champion on the transactions both
   -- scored, by label arrival as in the live view; the rates above are the challenger's on those pairs.
-  compared_to STRING,            -- the champion's model_version
-  mcnemar_b BIGINT,              -- pairs only the champion got right
-  mcnemar_c BIGINT,              -- pairs only the challenger got right
-  mcnemar_pvalue DOUBLE,         -- exact two-sided McNemar test
-  significant BOOLEAN,           -- mcnemar_pvalue < 0.05
-  accuracy_diff DOUBLE,          -- challenger - champion
-  precision_diff DOUBLE,
-  recall_diff DOUBLE,
-  specificity_diff DOUBLE,
-  f1_diff DOUBLE,
-  brier_diff DOUBLE,
-  log_loss_diff DOUBLE,
+  `compared_to` STRING,          -- the champion's model_version
+  `mcnemar_b` BIGINT,            -- pairs only the champion got right
+  `mcnemar_c` BIGINT,            -- pairs only the challenger got right
+  `mcnemar_pvalue` DOUBLE,       -- exact two-sided McNemar test
+  `significant` BOOLEAN,         -- mcnemar_pvalue < 0.05
+  `accuracy_diff` DOUBLE,        -- challenger - champion
+  `precision_diff` DOUBLE,
+  `recall_diff` DOUBLE,
+  `specificity_diff` DOUBLE,
+  `f1_diff` DOUBLE,
+  `brier_diff` DOUBLE,
+  `log_loss_diff` DOUBLE,
   PRIMARY KEY (`view`, window_start, model_version, segment_key, segment_value) NOT ENFORCED
 ) WITH (
   'connector' = 'upsert-kafka',
@@ -234,6 +234,79 @@ CREATE TABLE dead_letter_sink (
   'sink.transactional-id-prefix' = 'modelmon-modelmon-dead-letter',
   'properties.transaction.timeout.ms' = '600000',
   'format' = 'json'
+);
+
+-- The history table: every final metrics row, as Parquet files under date=YYYY-MM-DD/view=NAME/. Files become
+-- visible when the checkpoint that covers them completes (until then they are hidden .part-* files), so a job
+-- restored from a checkpoint neither loses nor repeats a row. modelmon adds the committed files to a Delta
+-- Lake log in the same folder (modelmon.history.sync).
+CREATE TABLE history_sink (
+  `view` STRING,                 -- 'live' (by label time), 'cohort' (by prediction time), 'unlabelled'
+  `window_start` TIMESTAMP(3),   -- ISO-8601 UTC, inclusive
+  `window_end` TIMESTAMP(3),     -- ISO-8601 UTC, exclusive
+  `model_version` STRING,        -- '*' = all versions
+  `segment_key` STRING,          -- '*' = all segments, else a configured segment column
+  `segment_value` STRING,        -- '*' = all values; a configured top value or 'other'
+  `revision` INT,                -- grows with each update of the same key
+  `is_final` BOOLEAN,            -- no further revision will follow
+  `n_predictions` BIGINT,        -- live: the predictions the window's labels matched
+  `n_labelled` BIGINT,
+  `label_coverage` DOUBLE,       -- n_labelled / n_predictions
+  `throughput_per_s` DOUBLE,     -- n_predictions / window length
+  `mean_score` DOUBLE,
+  `predicted_positive_rate` DOUBLE,
+  `tp` BIGINT,
+  `fp` BIGINT,
+  `tn` BIGINT,
+  `fn` BIGINT,
+  `accuracy` DOUBLE,
+  `precision` DOUBLE,
+  `recall` DOUBLE,
+  `specificity` DOUBLE,
+  `f1` DOUBLE,
+  `accuracy_ci_low` DOUBLE,      -- Wilson 95% intervals
+  `accuracy_ci_high` DOUBLE,
+  `precision_ci_low` DOUBLE,
+  `precision_ci_high` DOUBLE,
+  `recall_ci_low` DOUBLE,
+  `recall_ci_high` DOUBLE,
+  `roc_auc` DOUBLE,              -- from score histograms; the exact AUC is within roc_auc_error_bound
+  `roc_auc_error_bound` DOUBLE,
+  `pr_auc` DOUBLE,               -- average precision
+  `brier` DOUBLE,
+  `log_loss` DOUBLE,
+  `ece` DOUBLE,
+  `mce` DOUBLE,
+  `reliability` ARRAY<ROW<`bin` INT, n BIGINT, mean_score DOUBLE, observed_rate DOUBLE>>,-- non-empty bins
+  `label_latency_p50_s` DOUBLE,
+  `label_latency_p95_s` DOUBLE,
+  `psi` DOUBLE,                  -- drift of the scores against drift.reference_file
+  `ks_statistic` DOUBLE,
+  `ks_pvalue` DOUBLE,
+  `estimated_accuracy` DOUBLE,   -- CBPE: expected from the scores alone, before labels
+  `estimated_precision` DOUBLE,
+  `estimated_recall` DOUBLE,
+  -- view 'comparison' only: the challenger (model_version) against the champion on the transactions both
+  -- scored, by label arrival as in the live view; the rates above are the challenger's on those pairs.
+  `compared_to` STRING,          -- the champion's model_version
+  `mcnemar_b` BIGINT,            -- pairs only the champion got right
+  `mcnemar_c` BIGINT,            -- pairs only the challenger got right
+  `mcnemar_pvalue` DOUBLE,       -- exact two-sided McNemar test
+  `significant` BOOLEAN,         -- mcnemar_pvalue < 0.05
+  `accuracy_diff` DOUBLE,        -- challenger - champion
+  `precision_diff` DOUBLE,
+  `recall_diff` DOUBLE,
+  `specificity_diff` DOUBLE,
+  `f1_diff` DOUBLE,
+  `brier_diff` DOUBLE,
+  `log_loss_diff` DOUBLE,
+  `date` STRING                  -- the UTC date of window_start
+) PARTITIONED BY (`date`, `view`) WITH (
+  'connector' = 'filesystem',
+  'path' = 'file:///var/lib/modelmon/history',
+  'format' = 'parquet',
+  -- Window bounds are UTC wall-clock values (table.local-time-zone): written as UTC, whatever the JVM's zone.
+  'parquet.utc-timezone' = 'true'
 );
 
 -- The Python UDF that turns one aggregated window row into its histogram metrics (udfs/functions.py).
@@ -1408,6 +1481,18 @@ SELECT
   CASE WHEN n_paired > 0 THEN CAST(challenger_log_loss_sum AS DOUBLE) / (n_paired) END - CASE WHEN n_paired > 0 THEN CAST(champion_log_loss_sum AS DOUBLE) / (n_paired) END AS log_loss_diff
 FROM comparison_windows;
 
+-- Every view's rows, as the metrics topic receives them; the history table keeps the final ones.
+CREATE TEMPORARY VIEW metrics_rows AS
+SELECT * FROM live_metrics
+UNION ALL
+SELECT * FROM unlabelled_metrics
+UNION ALL
+SELECT * FROM cohort_revision_metrics
+UNION ALL
+SELECT * FROM cohort_final_metrics
+UNION ALL
+SELECT * FROM comparison_metrics;
+
 EXECUTE STATEMENT SET
 BEGIN
 
@@ -1436,14 +1521,13 @@ FROM labelled_predictions;
 
 -- Every view's rows to the metrics topic: one sink, so one set of Kafka transactions.
 INSERT INTO metrics_sink
-SELECT * FROM live_metrics
-UNION ALL
-SELECT * FROM unlabelled_metrics
-UNION ALL
-SELECT * FROM cohort_revision_metrics
-UNION ALL
-SELECT * FROM cohort_final_metrics
-UNION ALL
-SELECT * FROM comparison_metrics;
+SELECT * FROM metrics_rows;
+
+-- The final rows (a cohort window's last revision; every other view's only one) to the history table.
+INSERT INTO history_sink
+SELECT `view`, TO_TIMESTAMP(`window_start`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `window_start`, TO_TIMESTAMP(`window_end`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `window_end`, `model_version`, `segment_key`, `segment_value`, `revision`, `is_final`, `n_predictions`, `n_labelled`, `label_coverage`, `throughput_per_s`, `mean_score`, `predicted_positive_rate`, `tp`, `fp`, `tn`, `fn`, `accuracy`, `precision`, `recall`, `specificity`, `f1`, `accuracy_ci_low`, `accuracy_ci_high`, `precision_ci_low`, `precision_ci_high`, `recall_ci_low`, `recall_ci_high`, `roc_auc`, `roc_auc_error_bound`, `pr_auc`, `brier`, `log_loss`, `ece`, `mce`, `reliability`, `label_latency_p50_s`, `label_latency_p95_s`, `psi`, `ks_statistic`, `ks_pvalue`, `estimated_accuracy`, `estimated_precision`, `estimated_recall`, `compared_to`, `mcnemar_b`, `mcnemar_c`, `mcnemar_pvalue`, `significant`, `accuracy_diff`, `precision_diff`, `recall_diff`, `specificity_diff`, `f1_diff`, `brier_diff`, `log_loss_diff`,
+  SUBSTRING(window_start FROM 1 FOR 10) AS `date`
+FROM metrics_rows
+WHERE is_final;
 
 END;
