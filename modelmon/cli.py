@@ -16,6 +16,7 @@ import click
 
 from modelmon.config import Config, ConfigError, load_config
 from modelmon.errors import ModelmonError, stop_on_sigterm
+from modelmon.logs import configure_logging
 
 
 def _config(ctx: click.Context) -> Config:
@@ -41,10 +42,7 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
     Reads predictions and their late labels from Kafka, joins them in a Flink SQL job and reports every
     window how each model version is really doing.
     """
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(logging.DEBUG if verbose else logging.INFO)
     # kafka-python narrates every connection at INFO.
     logging.getLogger("kafka").setLevel(logging.DEBUG if verbose else logging.ERROR)
     stop_on_sigterm()

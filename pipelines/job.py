@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from modelmon.history.keeper import HistoryKeeper
+from modelmon.logs import configure_logging
 
 from modelmon.config import Config, load_config
 from modelmon.errors import stop_on_sigterm
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bounded", action="store_true", help="read the topics up to their current end, then exit")
     parser.add_argument("--fresh", action="store_true", help="do not resume from the last streaming checkpoint")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.INFO)
     stop_on_sigterm()
     run(load_config(args.config), bounded=args.bounded, resume=not args.fresh)
     return 0
