@@ -13,11 +13,11 @@ import sys
 from typing import Any
 
 from modelmon.history.keeper import HistoryKeeper
-from modelmon.logs import configure_logging
 
 from modelmon.config import Config, load_config
 from modelmon.errors import stop_on_sigterm
 from modelmon.flink_dist import prometheus_reporter_jar
+from modelmon.logs import configure_logging
 from modelmon.paths import connector_jars, has_other_checkpoints, latest_checkpoint
 from modelmon.render import RenderedJob, render_job
 
