@@ -562,6 +562,52 @@ def demo(ctx: click.Context, horizon: str) -> None:
     run_demo(_config(ctx), echo=click.echo, horizon=label_horizon)
 
 
+def _count(value: str) -> int:
+    """'4M', '500k' or '2000000'."""
+    text = value.strip().lower().replace("_", "").replace(",", "")
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
+    try:
+        return int(float(text[:-1] if scale > 1 else text) * scale)
+    except ValueError:
+        raise click.BadParameter(f"expected a count such as 4M, 500k or 2000000, got {value!r}") from None
+
+
+@cli.command()
+@click.option("--events", default="4M", show_default=True, help="Events (predictions and labels) of the main run.")
+@click.option(
+    "--sizes", default="1M,2M,4M", show_default=True, help="Input sizes, comma-separated, for how cost grows."
+)
+@click.option("--parallelism", "parallelisms", default="1,2", show_default=True, help="Parallelisms of the main run.")
+@click.option("--latency/--no-latency", default=True, show_default=True, help="Measure label-to-metric latency.")
+@click.option("--state/--no-state", default=True, show_default=True, help="Measure state per waiting prediction.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("build/bench"),
+    show_default=True,
+    help="Results (results.json, results.md), the broker's data and the log.",
+)
+def bench(events: str, sizes: str, parallelisms: str, latency: bool, state: bool, out: Path) -> None:
+    """Measure throughput (against a passthrough baseline), latency, memory and state; print a table.
+
+    Runs on a Kafka broker of its own (127.0.0.1:29092) and local Flink miniclusters. The full run takes
+    about half an hour on two cores; --events, --sizes and --no-latency/--no-state make it shorter.
+    """
+    from modelmon.benchmarks.bench import BenchOptions, run_benchmarks
+    from modelmon.benchmarks.report import as_markdown
+
+    opts = BenchOptions(
+        out_dir=out.resolve(),
+        events=_count(events),
+        sizes=tuple(_count(size) for size in sizes.split(",") if size.strip()),
+        parallelisms=tuple(int(p) for p in parallelisms.split(",") if p.strip()),
+        latency=latency,
+        state=state,
+    )
+    result = run_benchmarks(opts, echo=lambda line: click.echo(line, err=True))
+    click.echo(as_markdown(result))
+
+
 def main() -> None:
     try:
         cli(prog_name="modelmon", standalone_mode=True)

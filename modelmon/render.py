@@ -173,22 +173,40 @@ def job_settings(cfg: Config, *, bounded: bool, fingerprint: str) -> dict[str, s
 
 
 def render_job(cfg: Config, *, bounded: bool = False) -> RenderedJob:
+    sources = SOURCES if bounded else SOURCES + STREAMING_SOURCES
+    history = cfg.history.enabled
+    return _render(
+        cfg,
+        bounded=bounded,
+        setup=sources + SINKS + (HISTORY_SINKS if history else ()) + VIEWS,
+        inserts=INSERTS + (HISTORY_INSERTS if history else ()),
+    )
+
+
+def render_passthrough_job(cfg: Config) -> RenderedJob:
+    """The benchmark's baseline, bounded: the job's sources and JSON checks into blackhole sinks."""
+    return _render(
+        cfg,
+        bounded=True,
+        setup=(*SOURCES, "benchmarks/passthrough", "views/predictions_checked", "views/labels_checked"),
+        inserts=("benchmarks/passthrough_inserts",),
+    )
+
+
+def _render(cfg: Config, *, bounded: bool, setup: tuple[str, ...], inserts: tuple[str, ...]) -> RenderedJob:
     env = _environment()
     context = _template_context(cfg, bounded)
 
     def render(names: tuple[str, ...]) -> list[str]:
         return [stmt for name in names for stmt in split_statements(env.get_template(f"{name}.sql.j2").render(context))]
 
-    sources = SOURCES if bounded else SOURCES + STREAMING_SOURCES
-    history = cfg.history.enabled
-    setup = render(sources) + render(SINKS + (HISTORY_SINKS if history else ())) + render(VIEWS)
-    inserts = render(INSERTS + (HISTORY_INSERTS if history else ()))
-    fingerprint = hashlib.sha256("\n;\n".join(setup + inserts).encode()).hexdigest()[:12]
+    statements, insert_statements = render(setup), render(inserts)
+    fingerprint = hashlib.sha256("\n;\n".join(statements + insert_statements).encode()).hexdigest()[:12]
     return RenderedJob(
         fingerprint=fingerprint,
         settings=job_settings(cfg, bounded=bounded, fingerprint=fingerprint),
-        setup=setup,
-        inserts=inserts,
+        setup=statements,
+        inserts=insert_statements,
     )
 
 
