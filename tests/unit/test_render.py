@@ -79,3 +79,18 @@ def test_checkpoints_are_kept_per_version_of_the_sql() -> None:
     assert base.fingerprint == same.fingerprint  # settings are not part of the plan's state
     assert base.fingerprint != other.fingerprint
     assert base.settings["execution.checkpointing.dir"].endswith(f"/streaming/{base.fingerprint}")
+
+
+def test_a_hostile_history_path_stays_inside_its_string_literal() -> None:
+    hostile = "/tmp/it's', 'format' = 'csv'); DROP TABLE metrics_sink; --"
+    cfg = Config.model_validate({"history": {"path": hostile}})
+    (sink,) = [s for s in render_job(cfg).setup if "CREATE TABLE history_sink" in s]
+    (literal,) = re.findall(r"'path' = '((?:[^']|'')*)'", sink)
+    assert literal.replace("''", "'") == Path(hostile).resolve().as_uri()  # the whole value, one literal
+    assert "'format' = 'parquet'" in sink and "DROP TABLE" not in sink.replace(literal, "")
+
+
+def test_no_history_table_when_disabled() -> None:
+    job = render_job(Config.model_validate({"history": {"enabled": False}}))
+    assert not any("history_sink" in statement for statement in job.setup + job.inserts)
+    assert any("metrics_sink" in statement for statement in job.inserts)
