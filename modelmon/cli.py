@@ -580,6 +580,7 @@ def _count(value: str) -> int:
 @click.option("--parallelism", "parallelisms", default="1,2", show_default=True, help="Parallelisms of the main run.")
 @click.option("--latency/--no-latency", default=True, show_default=True, help="Measure label-to-metric latency.")
 @click.option("--state/--no-state", default=True, show_default=True, help="Measure state per waiting prediction.")
+@click.option("--state-predictions", default="500k", show_default=True, help="Predictions waiting for labels.")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -587,7 +588,9 @@ def _count(value: str) -> int:
     show_default=True,
     help="Results (results.json, results.md), the broker's data and the log.",
 )
-def bench(events: str, sizes: str, parallelisms: str, latency: bool, state: bool, out: Path) -> None:
+def bench(
+    events: str, sizes: str, parallelisms: str, latency: bool, state: bool, state_predictions: str, out: Path
+) -> None:
     """Measure throughput (against a passthrough baseline), latency, memory and state; print a table.
 
     Runs on a Kafka broker of its own (127.0.0.1:29092) and local Flink miniclusters. The full run takes
@@ -603,6 +606,7 @@ def bench(events: str, sizes: str, parallelisms: str, latency: bool, state: bool
         parallelisms=tuple(int(p) for p in parallelisms.split(",") if p.strip()),
         latency=latency,
         state=state,
+        state_predictions=_count(state_predictions),
     )
     result = run_benchmarks(opts, echo=lambda line: click.echo(line, err=True))
     click.echo(as_markdown(result))
