@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from modelmon.pipelines.job import create_table_env
+from modelmon.pipelines.job import create_table_env, execute
 
 from modelmon.config import load_config
 from modelmon.logs import configure_logging
@@ -17,13 +17,7 @@ from modelmon.render import render_job, render_passthrough_job
 def run(config_file: str, kind: str) -> dict[str, float]:
     cfg = load_config(config_file)
     job = render_job(cfg, bounded=True) if kind == "full" else render_passthrough_job(cfg)
-    t_env = create_table_env(cfg, job)
-    for statement in job.setup:
-        t_env.execute_sql(statement)
-    statements = t_env.create_statement_set()
-    for insert in job.inserts:
-        statements.add_insert_sql(insert)
-    result = statements.execute()
+    result = execute(create_table_env(cfg, job), job)
     result.wait()
     # From the job's start to its end on the cluster: no JVM start-up, no planning.
     execution = result.get_job_client().get_job_execution_result().result()

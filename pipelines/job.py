@@ -39,6 +39,16 @@ def create_table_env(cfg: Config, job: RenderedJob) -> Any:
     return t_env
 
 
+def execute(t_env: Any, job: RenderedJob) -> Any:
+    """Create the job's tables and views, then submit its inserts as one STATEMENT SET; returns the TableResult."""
+    for statement in job.setup:
+        t_env.execute_sql(statement)
+    statements = t_env.create_statement_set()
+    for insert in job.inserts:
+        statements.add_insert_sql(insert)
+    return statements.execute()
+
+
 def submit(cfg: Config, *, bounded: bool, resume: bool = True) -> tuple[Any, bool]:
     """Create the tables and views, submit the inserts as one job; return its TableResult and whether
     the client is attached (`flink run -d` detaches: then nobody waits for the job).
@@ -57,12 +67,7 @@ def submit(cfg: Config, *, bounded: bool, resume: bool = True) -> tuple[Any, boo
             "the job's SQL changed since the last run (config or modelmon version), so its checkpoints cannot be "
             "restored; starting from the consumer group's committed offsets, without the join's state"
         )
-    for statement in job.setup:
-        t_env.execute_sql(statement)
-    statements = t_env.create_statement_set()
-    for insert in job.inserts:
-        statements.add_insert_sql(insert)
-    result = statements.execute()
+    result = execute(t_env, job)
     client = result.get_job_client()
     if client is not None:
         log.info("submitted job %s (%s)", client.get_job_id(), "bounded" if bounded else "streaming")
