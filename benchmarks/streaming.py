@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -74,7 +75,7 @@ class _FirstSeen:
             isolation_level="read_committed",
             auto_offset_reset="earliest",
             enable_auto_commit=False,
-            value_deserializer=lambda value: None if value is None else __import__("json").loads(value),
+            value_deserializer=lambda value: None if value is None else json.loads(value),
         )
         try:
             while not self.stop.is_set():

@@ -3,6 +3,7 @@ the history table holds every final row the metrics topic committed, once, and n
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -36,7 +37,7 @@ def _produce(cfg: Config, records: list[Any]) -> None:
         produce(
             cfg,
             topic,
-            ((r.key.encode(), __import__("json").dumps(r.value).encode(), epoch_millis(r.due_time)) for r in chosen),
+            ((r.key.encode(), json.dumps(r.value).encode(), epoch_millis(r.due_time)) for r in chosen),
         )
 
 
