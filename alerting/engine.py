@@ -21,6 +21,7 @@ from modelmon.alerting.channels import Channel, Dispatcher, build_channels, even
 from modelmon.alerting.rules import ALL, AlertEvent, RuleEngine, parse_time
 
 from modelmon.config import Config, KafkaConfig
+from modelmon.kafka_security import client_options
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def connect_producer(kafka: KafkaConfig) -> ProducerLike:
     from kafka import KafkaProducer
 
     producer: ProducerLike = KafkaProducer(
-        bootstrap_servers=kafka.bootstrap_servers.split(","),
+        **client_options(kafka),
         client_id="modelmon-alerting",
         acks="all",
         linger_ms=5,

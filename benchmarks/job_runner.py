@@ -16,7 +16,11 @@ from modelmon.render import render_job, render_passthrough_job
 
 def run(config_file: str, kind: str) -> dict[str, float]:
     cfg = load_config(config_file)
-    job = render_job(cfg, bounded=True) if kind == "full" else render_passthrough_job(cfg)
+    job = (
+        render_job(cfg, bounded=True, reveal_secrets=True)
+        if kind == "full"
+        else render_passthrough_job(cfg, reveal_secrets=True)
+    )
     result = execute(create_table_env(cfg, job), job)
     result.wait()
     # From the job's start to its end on the cluster: no JVM start-up, no planning.

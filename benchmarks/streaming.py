@@ -19,6 +19,7 @@ import requests
 from modelmon.benchmarks.processes import PeakMemory
 
 from modelmon.config import Config
+from modelmon.kafka_security import client_options
 from modelmon.paths import checkpoint_root
 
 WINDOW_END = re.compile(
@@ -71,7 +72,7 @@ class _FirstSeen:
 
         consumer = KafkaConsumer(
             cfg.topics.metrics,
-            bootstrap_servers=cfg.kafka.bootstrap_servers,
+            **client_options(cfg.kafka),
             isolation_level="read_committed",
             auto_offset_reset="earliest",
             enable_auto_commit=False,
@@ -194,7 +195,7 @@ def _lag(cfg: Config) -> int:
     """Predictions not yet read by the job, by the offsets it commits on each checkpoint."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=cfg.kafka.bootstrap_servers, group_id=cfg.kafka.group_id)
+    consumer = KafkaConsumer(**client_options(cfg.kafka), group_id=cfg.kafka.group_id)
     try:
         partitions = [
             TopicPartition(cfg.topics.predictions, p) for p in consumer.partitions_for_topic(cfg.topics.predictions)

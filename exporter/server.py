@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from modelmon.config import Config
 from modelmon.errors import ModelmonError
+from modelmon.kafka_security import client_options
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +269,7 @@ class Exporter:
         ensure_topics(self.cfg)
         return KafkaConsumer(
             self.cfg.topics.metrics,
-            bootstrap_servers=self.cfg.kafka.bootstrap_servers,
+            **client_options(self.cfg.kafka),
             client_id="modelmon-exporter",
             group_id=None,  # no group, no commits: every start reads the whole topic
             auto_offset_reset="earliest",

@@ -110,16 +110,25 @@ def kafka_status(ctx: click.Context) -> None:
 )
 @click.option("--bounded", is_flag=True, help="Render the bounded (backfill) variant of the job.")
 @click.option("--stdout", "to_stdout", is_flag=True, help="Print the SQL instead of writing a file.")
+@click.option(
+    "--reveal-secrets",
+    is_flag=True,
+    help="Write the Kafka password (kafka.security.password) into the SQL instead of a marker naming its "
+    "source; the file is then readable by you only.",
+)
 @click.pass_context
-def render(ctx: click.Context, out: Path, bounded: bool, to_stdout: bool) -> None:
-    """Write the whole job as SQL that runs unchanged in the Flink SQL client (sql-client.sh -f)."""
+def render(ctx: click.Context, out: Path, bounded: bool, to_stdout: bool, reveal_secrets: bool) -> None:
+    """Write the whole job as SQL that runs unchanged in the Flink SQL client (sql-client.sh -f).
+
+    Secrets are redacted unless --reveal-secrets: a redacted script runs only against a broker without SASL.
+    """
     from modelmon.render import render_job, write_sql
 
-    job = render_job(_config(ctx), bounded=bounded)
+    job = render_job(_config(ctx), bounded=bounded, reveal_secrets=reveal_secrets)
     if to_stdout:
         click.echo(job.to_sql_script(), nl=False)
     else:
-        click.echo(f"wrote {write_sql(job, out)}")
+        click.echo(f"wrote {write_sql(job, out, private=reveal_secrets)}")
 
 
 @cli.command()
@@ -257,11 +266,14 @@ def sql_client(ctx: click.Context, sql_file: Path | None, bounded: bool) -> None
     Queries run on a local minicluster inside the client, against the configured Kafka topics.
     """
     from modelmon.flink_dist import open_sql_client, run_sql_script
+    from modelmon.kafka_security import scrub
 
     if sql_file is None:
         sys.exit(open_sql_client(_config(ctx), bounded=bounded))
     click.echo(f"running {sql_file} in the Flink SQL client on a local minicluster", err=True)
-    click.echo(run_sql_script(_config(ctx), sql_file).stdout)
+    cfg = _config(ctx)
+    # The client echoes each statement it runs: a script rendered with --reveal-secrets holds the password.
+    click.echo(scrub(run_sql_script(cfg, sql_file).stdout, cfg.kafka))
 
 
 @cli.command()

@@ -114,6 +114,85 @@ class Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+EnvVarName = Annotated[str, _pattern(r"[A-Za-z_][A-Za-z0-9_]{0,127}", "environment variable name")]
+
+
+class SecretRef(Section):
+    """Where a secret is read from when alerting starts: an environment variable or a file, never the config.
+
+    Only the variable's name or the file's path is kept here, so `modelmon config` and every dump of the
+    configuration show where the secret comes from, never its value.
+    """
+
+    env: EnvVarName | None = None
+    file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_value(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise ValueError(
+                "a secret is given as {env: VARIABLE} or {file: PATH}, never as its value in the configuration"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of env (an environment variable name) or file (a path)")
+        return self
+
+    def describe(self) -> str:
+        """Where the secret comes from, for messages; never the secret."""
+        return f"environment variable {self.env}" if self.env is not None else f"file {self.file}"
+
+    def resolve(self, environ: Mapping[str, str] | None = None) -> str:
+        """The secret's value; surrounding whitespace (a file's last newline) is dropped."""
+        if self.env is not None:
+            value = (os.environ if environ is None else environ).get(self.env, "").strip()
+        else:
+            assert self.file is not None
+            try:
+                value = self.file.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"cannot read the secret from {self.describe()}: {exc.strerror}") from None
+        if not value:
+            raise ConfigError(f"the secret from {self.describe()} is empty or not set")
+        return value
+
+
+KafkaProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+# SASL user names go into a JAAS line in the connector's properties: no quotes, spaces or semicolons.
+KafkaUser = Annotated[str, _pattern(r"[A-Za-z0-9._@+=-]{1,256}", "Kafka user name")]
+
+
+class KafkaSecurityConfig(Section):
+    """How modelmon's Python clients and Flink's Kafka connector authenticate and encrypt: the same
+    settings reach both (Kafka's Java client properties for the connector, kafka-python's options for the rest).
+    The password is read from an environment variable or a file when a client starts, never from here."""
+
+    protocol: KafkaProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    username: KafkaUser | None = None
+    password: SecretRef | None = None
+    # PEM file of the CA(s) that signed the broker's certificate; None trusts the system's CAs.
+    ssl_cafile: Path | None = None
+    # Verify that the broker's certificate names the host connected to.
+    ssl_check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSecurityConfig:
+        sasl = self.protocol.startswith("SASL_")
+        if sasl and (self.sasl_mechanism is None or self.username is None or self.password is None):
+            raise ValueError(f"protocol {self.protocol} needs sasl_mechanism, username and password")
+        if not sasl and (self.sasl_mechanism, self.username, self.password) != (None, None, None):
+            raise ValueError(f"sasl_mechanism, username and password need a SASL_ protocol, not {self.protocol}")
+        if not self.protocol.endswith("SSL") and self.ssl_cafile is not None:
+            raise ValueError(f"ssl_cafile needs protocol SSL or SASL_SSL, not {self.protocol}")
+        return self
+
+
 class KafkaConfig(Section):
     """Where the broker is and how modelmon's clients and the Flink connector talk to it."""
 
@@ -122,6 +201,7 @@ class KafkaConfig(Section):
     group_id: TopicName = "modelmon"
     # Must stay below the broker's transaction.max.timeout.ms (15 min by default).
     transaction_timeout: Duration = timedelta(minutes=10)
+    security: KafkaSecurityConfig = KafkaSecurityConfig()
 
 
 class LocalKafkaConfig(Section):
@@ -411,55 +491,10 @@ LABELLED_COLUMNS = frozenset(
 
 AlertView = Literal["live", "cohort", "unlabelled", "comparison"]
 Severity = Literal["warning", "critical"]
-EnvVarName = Annotated[str, _pattern(r"[A-Za-z_][A-Za-z0-9_]{0,127}", "environment variable name")]
 HttpUrl = Annotated[str, _pattern(r"https?://[^\s\"'<>]{1,2000}", "http(s) URL")]
 HostName = Annotated[str, _pattern(r"[A-Za-z0-9.:-]{1,253}", "host name or address")]
 ModelOrAll = Annotated[str, _pattern(r"\*|[A-Za-z0-9._-]{1,64}", "model version or '*'")]
 EmailAddress = Annotated[str, _pattern(r"[^@\s,;<>\"]{1,64}@[A-Za-z0-9.-]{1,253}", "e-mail address")]
-
-
-class SecretRef(Section):
-    """Where a secret is read from when alerting starts: an environment variable or a file, never the config.
-
-    Only the variable's name or the file's path is kept here, so `modelmon config` and every dump of the
-    configuration show where the secret comes from, never its value.
-    """
-
-    env: EnvVarName | None = None
-    file: Path | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_inline_value(cls, value: Any) -> Any:
-        if not isinstance(value, Mapping):
-            raise ValueError(
-                "a secret is given as {env: VARIABLE} or {file: PATH}, never as its value in the configuration"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _one_source(self) -> SecretRef:
-        if (self.env is None) == (self.file is None):
-            raise ValueError("give exactly one of env (an environment variable name) or file (a path)")
-        return self
-
-    def describe(self) -> str:
-        """Where the secret comes from, for messages; never the secret."""
-        return f"environment variable {self.env}" if self.env is not None else f"file {self.file}"
-
-    def resolve(self, environ: Mapping[str, str] | None = None) -> str:
-        """The secret's value; surrounding whitespace (a file's last newline) is dropped."""
-        if self.env is not None:
-            value = (os.environ if environ is None else environ).get(self.env, "").strip()
-        else:
-            assert self.file is not None
-            try:
-                value = self.file.read_text().strip()
-            except OSError as exc:
-                raise ConfigError(f"cannot read the secret from {self.describe()}: {exc.strerror}") from None
-        if not value:
-            raise ConfigError(f"the secret from {self.describe()} is empty or not set")
-        return value
 
 
 class RollbackAction(Section):

@@ -146,11 +146,38 @@ def _write_if_changed(path: Path, text: str) -> None:
         path.write_text(text)
 
 
+# Beam's DefaultJobBundleFactory logs the whole environment of a Python worker it closes (INFO) or fails to
+# clean up (WARN): every variable, a secret's too (kafka.security.password: {env: ...}). Its messages are
+# lifecycle notes; a worker's failure still reaches the log as the task's exception. Appended to each log4j
+# file modelmon uses.
+_QUIET_LOGGERS = """
+# modelmon: Beam logs a Python worker's environment, secrets included, with its messages.
+logger.modelmon_beam_environment.name = org.apache.beam.runners.fnexecution.control.DefaultJobBundleFactory
+logger.modelmon_beam_environment.level = OFF
+"""
+
+
+def _log4j_properties(bundle_file: Path) -> str:
+    return bundle_file.read_text() + _QUIET_LOGGERS
+
+
+def local_log4j_properties(data_dir: Path) -> Path:
+    """The log4j file of a local run's JVM (PyFlink's gateway reads LOG4J_PROPERTIES): the bundle's own,
+    with the loggers that would write secrets quieted."""
+    path = data_dir / "log4j-local.properties"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    _write_if_changed(path, _log4j_properties(pyflink_dir() / "conf" / "log4j-cli.properties"))
+    return path
+
+
 def _write_conf(bundle_conf: Path, home: Path, conf: Mapping[str, object]) -> None:
-    """conf/: the bundle's logging files linked, config.yaml/masters/workers generated."""
+    """conf/: the bundle's other files linked; config.yaml/masters/workers and the log4j files generated."""
     folder = home / "conf"
-    generated = {"config.yaml", "masters", "workers"}
+    log4j = {p.name for p in bundle_conf.glob("log4j*.properties")}
+    generated = {"config.yaml", "masters", "workers"} | log4j
     _link_files([p for p in sorted(bundle_conf.iterdir()) if p.name not in generated], folder)
+    for name in sorted(log4j):
+        _write_if_changed(folder / name, _log4j_properties(bundle_conf / name))
     base = yaml.safe_load((bundle_conf / "config.yaml").read_text()) or {}
     merged = _flatten(base) | {
         "env.log.dir": str(home / "log"),  # the bundle default is site-packages/pyflink/log
@@ -257,8 +284,12 @@ def sql_client_command(
         command += ["-D", f"{key}={value}"]
     for jar in jars:
         command += ["--jar", str(jar.resolve())]
-    # Without --history the client writes ~/.flink-sql-history.
-    command += ["--history", str(flink_home / "log" / "sql-client.history")]
+    # Without --history the client writes ~/.flink-sql-history. The statements it keeps may hold the Kafka
+    # password (kafka.security): readable by this user only.
+    history = flink_home / "log" / "sql-client.history"
+    history.touch(mode=0o600)
+    history.chmod(0o600)
+    command += ["--history", str(history)]
     if init_file is not None:
         command += ["--init", str(init_file.resolve())]
     if sql_file is not None:
@@ -411,7 +442,10 @@ def open_sql_client(cfg: Config, *, bounded: bool) -> int:
     and views (init script) loaded. Returns the client's exit code."""
     home = prepare_flink_home(data_dir(cfg), gateway_jar(cfg))
     init = data_dir(cfg) / "sql-client-init.sql"
-    init.write_text(render_job(cfg, bounded=bounded).to_init_script())
+    # It holds the Kafka password, if any: readable by this user only.
+    init.touch(mode=0o600)
+    init.chmod(0o600)
+    init.write_text(render_job(cfg, bounded=bounded, reveal_secrets=True).to_init_script())
     command = sql_client_command(home, None, connector_jars(cfg), init_file=init)
     return subprocess.run(command, env=flink_env(home), check=False).returncode
 

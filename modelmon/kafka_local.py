@@ -13,11 +13,13 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelmon.config import Config
+from modelmon.config import Config, KafkaConfig
 from modelmon.errors import ModelmonError
+from modelmon.kafka_security import client_options
 from modelmon.paths import jars, kafka_dir
 from modelmon.processes import alive
 
@@ -54,8 +56,12 @@ class BrokerStatus:
 
 
 class LocalKafka:
-    def __init__(self, cfg: Config) -> None:
+    """`listener_settings` replace the client listener's security (tests run a SASL_SSL broker this way): they
+    are merged into server.properties, and the broker is reached with the config's `kafka.security`."""
+
+    def __init__(self, cfg: Config, listener_settings: Mapping[str, str] | None = None) -> None:
         self.cfg = cfg
+        self.listener_settings = dict(listener_settings or {})
         self.local = cfg.local_kafka
         self.root = kafka_dir(cfg)
         self.pid_file = self.root / "broker.pid"
@@ -134,8 +140,18 @@ class LocalKafka:
             "log.retention.ms": "-1",
             "log.retention.bytes": str(1 << 30),
         }
+        if self.listener_settings:
+            # The client listener speaks the configured protocol; the controller stays on its own loopback port.
+            protocol = self.cfg.kafka.security.protocol
+            settings |= {
+                "listeners": f"{protocol}://{host}:{port},CONTROLLER://{host}:{controller}",
+                "advertised.listeners": f"{protocol}://{host}:{port}",
+                "listener.security.protocol.map": f"{protocol}:{protocol},CONTROLLER:PLAINTEXT",
+                "inter.broker.listener.name": protocol,
+                **self.listener_settings,
+            }
         path = self.root / "server.properties"
-        path.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+        path.write_text("".join(f"{key}={_property_value(value)}\n" for key, value in settings.items()))
         return path
 
     def _format(self, properties: Path) -> None:
@@ -157,10 +173,15 @@ class LocalKafka:
         while time.monotonic() < deadline:
             if self._pid() is None:
                 raise KafkaError(f"the Kafka broker exited during start-up; see {self.log_file}")
-            if _broker_ready(self.bootstrap):
+            if _broker_ready(self.bootstrap, self.cfg.kafka):
                 return
             time.sleep(0.5)
         raise KafkaError(f"the Kafka broker did not answer on {self.bootstrap} in time; see {self.log_file}")
+
+
+def _property_value(value: str) -> str:
+    """A value in Java properties syntax, where a backslash escapes: a literal one (JAAS lines) is doubled."""
+    return value.replace("\\", "\\\\")
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -169,7 +190,7 @@ def _port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def _broker_ready(bootstrap: str) -> bool:
+def _broker_ready(bootstrap: str, kafka: KafkaConfig) -> bool:
     """True once the broker serves metadata (a listening socket alone is not enough)."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError as ClientError
@@ -178,7 +199,7 @@ def _broker_ready(bootstrap: str) -> bool:
     if not _port_open(host, int(port)):
         return False
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+        admin = KafkaAdminClient(**(client_options(kafka) | {"bootstrap_servers": bootstrap}), request_timeout_ms=3000)
     except (ClientError, OSError):
         return False
     try:

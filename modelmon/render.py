@@ -12,6 +12,7 @@ from pathlib import Path
 import jinja2
 
 from modelmon.config import Config
+from modelmon.kafka_security import connector_properties
 from modelmon.paths import checkpoint_dir, history_dir
 
 # ISO-8601 UTC date-time; group 1 = date, group 2 = time (Java regex, used inside SQL string literals).
@@ -72,7 +73,7 @@ def reference_histogram(cfg: Config) -> str | None:
     return format_counts(counts)
 
 
-def _template_context(cfg: Config, bounded: bool) -> dict[str, object]:
+def _template_context(cfg: Config, bounded: bool, reveal_secrets: bool) -> dict[str, object]:
     window = cfg.windows.size
     interval = cfg.cohort.revision_interval
     # A cohort's provisional revisions run from its first prediction until its last label can arrive: labels
@@ -93,6 +94,7 @@ def _template_context(cfg: Config, bounded: bool) -> dict[str, object]:
         "latency_columns": [f"latency_{i}" for i in range(len(latency_edges) + 1)],
         "reference_counts": reference_histogram(cfg),
         "history_uri": history_dir(cfg).as_uri(),
+        "kafka_properties": connector_properties(cfg.kafka, reveal=reveal_secrets),
     }
 
 
@@ -172,7 +174,9 @@ def job_settings(cfg: Config, *, bounded: bool, fingerprint: str) -> dict[str, s
     }
 
 
-def render_job(cfg: Config, *, bounded: bool = False) -> RenderedJob:
+def render_job(cfg: Config, *, bounded: bool = False, reveal_secrets: bool = False) -> RenderedJob:
+    """The job's SQL. Secrets (the Kafka password) are written only with reveal_secrets, for running the
+    job; otherwise a marker naming their source stands in, so printed SQL never holds them."""
     sources = SOURCES if bounded else SOURCES + STREAMING_SOURCES
     history = cfg.history.enabled
     return _render(
@@ -180,28 +184,34 @@ def render_job(cfg: Config, *, bounded: bool = False) -> RenderedJob:
         bounded=bounded,
         setup=sources + SINKS + (HISTORY_SINKS if history else ()) + VIEWS,
         inserts=INSERTS + (HISTORY_INSERTS if history else ()),
+        reveal_secrets=reveal_secrets,
     )
 
 
-def render_passthrough_job(cfg: Config) -> RenderedJob:
+def render_passthrough_job(cfg: Config, *, reveal_secrets: bool = False) -> RenderedJob:
     """The benchmark's baseline, bounded: the job's sources and JSON checks into blackhole sinks."""
     return _render(
         cfg,
         bounded=True,
         setup=(*SOURCES, "benchmarks/passthrough", "views/predictions_checked", "views/labels_checked"),
         inserts=("benchmarks/passthrough_inserts",),
+        reveal_secrets=reveal_secrets,
     )
 
 
-def _render(cfg: Config, *, bounded: bool, setup: tuple[str, ...], inserts: tuple[str, ...]) -> RenderedJob:
+def _render(
+    cfg: Config, *, bounded: bool, setup: tuple[str, ...], inserts: tuple[str, ...], reveal_secrets: bool
+) -> RenderedJob:
     env = _environment()
-    context = _template_context(cfg, bounded)
 
-    def render(names: tuple[str, ...]) -> list[str]:
+    def render(names: tuple[str, ...], reveal: bool) -> list[str]:
+        context = _template_context(cfg, bounded, reveal)
         return [stmt for name in names for stmt in split_statements(env.get_template(f"{name}.sql.j2").render(context))]
 
-    statements, insert_statements = render(setup), render(inserts)
-    fingerprint = hashlib.sha256("\n;\n".join(statements + insert_statements).encode()).hexdigest()[:12]
+    statements, insert_statements = render(setup, reveal_secrets), render(inserts, reveal_secrets)
+    # Of the SQL without secrets: a rotated password keeps the checkpoints a run resumes from.
+    printable = statements + insert_statements if not reveal_secrets else render(setup + inserts, False)
+    fingerprint = hashlib.sha256("\n;\n".join(printable).encode()).hexdigest()[:12]
     return RenderedJob(
         fingerprint=fingerprint,
         settings=job_settings(cfg, bounded=bounded, fingerprint=fingerprint),
@@ -210,8 +220,12 @@ def _render(cfg: Config, *, bounded: bool, setup: tuple[str, ...], inserts: tupl
     )
 
 
-def write_sql(job: RenderedJob, out_dir: Path) -> Path:
+def write_sql(job: RenderedJob, out_dir: Path, *, private: bool = False) -> Path:
+    """Write modelmon-job.sql; private: readable by this user only (the SQL holds a secret)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "modelmon-job.sql"
+    if private:
+        path.touch(mode=0o600)
+        path.chmod(0o600)
     path.write_text(job.to_sql_script())
     return path

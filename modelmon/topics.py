@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from modelmon.config import Config
+from modelmon.kafka_security import client_options
 
 # The metrics topic's upsert key (sinks/metrics.sql.j2): the latest value per key is the current one.
 METRICS_KEY = ("view", "window_start", "model_version", "segment_key", "segment_value")
@@ -31,7 +32,7 @@ def ensure_topics(cfg: Config) -> list[str]:
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=cfg.kafka.bootstrap_servers)
+    admin = KafkaAdminClient(**client_options(cfg.kafka))
     try:
         existing = set(admin.list_topics())
         missing = [name for name in topic_names(cfg) if name not in existing]
@@ -53,7 +54,7 @@ def read_topic(cfg: Config, topic: str, *, idle_timeout_s: float = 5.0) -> Itera
 
     consumer = KafkaConsumer(
         topic,
-        bootstrap_servers=cfg.kafka.bootstrap_servers,
+        **client_options(cfg.kafka),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         isolation_level="read_committed",

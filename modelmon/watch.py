@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from modelmon.config import Config
+from modelmon.kafka_security import client_options
 
 VIEWS: Final = ("live", "unlabelled", "cohort", "comparison")
 # What each view is about, for the header line.
@@ -419,7 +420,7 @@ def watch_metrics(
     display = MetricsDisplay.for_config(cfg, views=views, models=models, segments=segments)
     consumer = KafkaConsumer(
         cfg.topics.metrics,
-        bootstrap_servers=cfg.kafka.bootstrap_servers,
+        **client_options(cfg.kafka),
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
         isolation_level="read_committed",

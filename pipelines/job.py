@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Any
 
@@ -16,9 +17,9 @@ from modelmon.history.keeper import HistoryKeeper
 
 from modelmon.config import Config, load_config
 from modelmon.errors import stop_on_sigterm
-from modelmon.flink_dist import prometheus_reporter_jar
+from modelmon.flink_dist import local_log4j_properties, prometheus_reporter_jar
 from modelmon.logs import configure_logging
-from modelmon.paths import connector_jars, has_other_checkpoints, latest_checkpoint
+from modelmon.paths import connector_jars, data_dir, has_other_checkpoints, latest_checkpoint
 from modelmon.render import RenderedJob, render_job
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 def create_table_env(cfg: Config, job: RenderedJob) -> Any:
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
+    # A local run's JVM logs with the bundle's log4j file, minus the loggers that would write secrets.
+    os.environ.setdefault("LOG4J_PROPERTIES", str(local_log4j_properties(data_dir(cfg))))
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     conf = t_env.get_config()
     for key, value in job.settings.items():
@@ -56,7 +59,7 @@ def submit(cfg: Config, *, bounded: bool, resume: bool = True) -> tuple[Any, boo
     A streaming run resumes from the newest checkpoint of the previous one (offsets, join and window
     state), so stopping and starting again neither loses nor double-counts; `resume=False` starts afresh.
     """
-    job = render_job(cfg, bounded=bounded)
+    job = render_job(cfg, bounded=bounded, reveal_secrets=True)
     t_env = create_table_env(cfg, job)
     checkpoint = latest_checkpoint(cfg, job.fingerprint) if resume and not bounded else None
     if checkpoint is not None:

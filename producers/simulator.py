@@ -28,6 +28,7 @@ from typing import Any, Literal, NamedTuple, Protocol, TypedDict, cast
 
 from modelmon.config import Config, KafkaConfig, SimulatorConfig, TopicsConfig
 from modelmon.errors import ModelmonError
+from modelmon.kafka_security import client_options
 
 log = logging.getLogger(__name__)
 
@@ -444,7 +445,7 @@ class KafkaWriter:
 
         try:
             producer = KafkaProducer(
-                bootstrap_servers=kafka.bootstrap_servers.split(","),
+                **client_options(kafka),
                 client_id="modelmon-simulator",
                 linger_ms=linger_ms,
                 acks="all",
@@ -514,7 +515,7 @@ class ControlListener:
 
         try:
             consumer = KafkaConsumer(
-                bootstrap_servers=kafka.bootstrap_servers.split(","),
+                **client_options(kafka),
                 client_id="modelmon-simulator-control",
                 enable_auto_commit=False,
                 isolation_level="read_committed",

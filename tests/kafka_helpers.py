@@ -16,6 +16,7 @@ import yaml
 
 from modelmon.config import Config
 from modelmon.kafka_local import LocalKafka
+from modelmon.kafka_security import client_options
 from modelmon.topics import ensure_topics
 
 # Own ports, so a running demo broker does not interfere; movable for parallel runs.
@@ -74,7 +75,7 @@ def produce(cfg: Config, topic: str, records: Iterable[tuple[bytes | None, bytes
     """Write (key, value, timestamp_ms) records and wait until the broker has them all."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=cfg.kafka.bootstrap_servers, linger_ms=5)
+    producer = KafkaProducer(**client_options(cfg.kafka), linger_ms=5)
     count = 0
     for key, value, timestamp_ms in records:
         producer.send(topic, value=value, key=key, timestamp_ms=timestamp_ms)
