@@ -5,6 +5,7 @@ Prometheus alert pending."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from modelmon.config import Config
 from modelmon.kafka_local import LocalKafka
 from modelmon.topics import METRICS_KEY
 from tests.kafka_helpers import REPO, fresh_config, produce, write_config
+from tests.listening import listening, process_tree
 from tests.prometheus_server import free_port, running_prometheus, scrape_config
 
 pytestmark = pytest.mark.integration
@@ -93,8 +95,9 @@ def records(rows: list[dict[str, Any]]) -> Iterator[tuple[bytes, bytes, int]]:
 
 
 @contextmanager
-def exporter(config_file: Path, port: int, log: Path) -> Iterator[str]:
-    """`modelmon exporter` as a user starts it, on 127.0.0.1:port; stopped with SIGTERM."""
+def exporter(config_file: Path, port: int, log: Path) -> Iterator[tuple[str, int]]:
+    """`modelmon exporter` as a user starts it, on 127.0.0.1:port; stopped with SIGTERM. Yields its URL
+    and pid."""
     url = f"http://127.0.0.1:{port}/metrics"
     with log.open("ab") as out:
         process = subprocess.Popen(
@@ -112,7 +115,7 @@ def exporter(config_file: Path, port: int, log: Path) -> Iterator[str]:
             except requests.RequestException:
                 assert time.monotonic() < deadline, log.read_text()[-3000:]
                 time.sleep(0.3)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -128,7 +131,7 @@ def test_exporter_values_and_alerts_through_prometheus(
     expected = expected_series(ROWS)
 
     with (
-        exporter(config_file, port, tmp_path / "exporter.log") as url,
+        exporter(config_file, port, tmp_path / "exporter.log") as (url, exporter_pid),
         running_prometheus(
             tmp_path / "prometheus",
             [scrape_config("modelmon", [f"127.0.0.1:{port}"])],
@@ -146,6 +149,15 @@ def test_exporter_values_and_alerts_through_prometheus(
             assert (metric.pop("job"), metric.pop("instance")) == ("modelmon", f"127.0.0.1:{port}")
             got[(name, frozenset(metric.items()))] = float(sample["value"][1])
         assert got == expected
+
+        # The broker and the exporter listen on the loopback interface only (the exporter's HTTP server, the
+        # broker's client and controller listeners; the JVM's own ports too).
+        broker = kafka_broker.status().pid
+        assert broker is not None
+        sockets = listening(process_tree(broker) | process_tree(exporter_pid))
+        local = kafka_broker.local
+        assert {port for _, port in sockets} >= {local.port, local.controller_port, port}
+        assert all(ipaddress.ip_address(address).is_loopback for address, _ in sockets), sorted(sockets)
 
         # The rule group runs every 15 s; an alert is pending from its first evaluation (firing 90 s later).
         alerts = prom.wait_for(
