@@ -17,6 +17,9 @@ from modelmon.paths import checkpoint_dir, history_dir
 
 # ISO-8601 UTC date-time; group 1 = date, group 2 = time (Java regex, used inside SQL string literals).
 ISO_UTC_PATTERN = r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$"
+# A decimal number as JSON writes one. TRY_CAST(... AS DOUBLE) alone also takes 'NaN', 'Infinity', '1d' and hex
+# floats; a NaN would then pass `BETWEEN 0 AND 1`'s negation, which the planner rewrites as `< 0 OR > 1`.
+NUMBER_PATTERN = r"^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$"
 MAX_ID_LENGTH = 256
 
 # Templates in the order the job creates them: connectors apart from logic, then one STATEMENT SET.
@@ -84,6 +87,7 @@ def _template_context(cfg: Config, bounded: bool, reveal_secrets: bool) -> dict[
         "cfg": cfg,
         "bounded": bounded,
         "iso_pattern": ISO_UTC_PATTERN,
+        "number_pattern": NUMBER_PATTERN,
         "max_id_length": MAX_ID_LENGTH,
         "window_seconds": int(window.total_seconds()),
         "revision_seconds": int(interval.total_seconds()),

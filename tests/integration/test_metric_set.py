@@ -103,6 +103,55 @@ BAD_LABELS: list[tuple[bytes, str]] = [
 ]
 
 
+def _prediction(**fields: Any) -> bytes:
+    """A valid prediction's JSON with some fields replaced (a value of None drops the field)."""
+    record = {
+        "transaction_id": "bad-x",
+        "model_version": "v1",
+        "predicted_fraud_score": 0.3,
+        "predicted_fraud": 0,
+        "event_time": "2026-02-02T08:00:20Z",
+    } | fields
+    return json.dumps({key: value for key, value in record.items() if value is not None}).encode()
+
+
+def _label(**fields: Any) -> bytes:
+    record = {"transaction_id": "bad-y", "actual_fraud": 1, "label_time": "2026-02-02T08:01:10Z"} | fields
+    return json.dumps({key: value for key, value in record.items() if value is not None}).encode()
+
+
+# More of what real producers send, each with the reason the job must give.
+BAD_PREDICTIONS += [
+    (b"", "not a JSON object"),
+    (b'{"transaction_id": "bad-5", "predicted_fraud_score": NaN}', "not a JSON object"),  # NaN is not JSON
+    (_prediction(predicted_fraud_score="NaN"), "predicted_fraud_score missing or not a number"),
+    (_prediction(predicted_fraud_score="Infinity"), "predicted_fraud_score missing or not a number"),
+    (_prediction(predicted_fraud_score="0.5d"), "predicted_fraud_score missing or not a number"),
+    (_prediction(predicted_fraud_score=1e300 * 10), "predicted_fraud_score outside [0, 1]"),
+    (_prediction(predicted_fraud_score=-0.01), "predicted_fraud_score outside [0, 1]"),
+    (_prediction(predicted_fraud_score=None), "predicted_fraud_score missing or not a number"),
+    (_prediction(predicted_fraud_score=[0.5]), "predicted_fraud_score missing or not a number"),
+    (_prediction(predicted_fraud=2), "predicted_fraud missing or not 0|1"),
+    (_prediction(predicted_fraud="yes"), "predicted_fraud missing or not 0|1"),
+    (_prediction(transaction_id={"id": 1}), "missing transaction_id"),
+    (_prediction(transaction_id="   "), "missing transaction_id"),
+    (_prediction(transaction_id="x" * 100_000), "transaction_id longer than 256 characters"),
+    (_prediction(model_version=None), "missing model_version"),
+    (_prediction(model_version="v" * 300), "model_version longer than 256 characters"),
+    (_prediction(event_time="2026-02-02T10:00:20+02:00"), "event_time missing or not ISO-8601 UTC"),
+    (_prediction(event_time=1770019220000), "event_time missing or not ISO-8601 UTC"),
+    (_prediction(event_time=None), "event_time missing or not ISO-8601 UTC"),
+]
+BAD_LABELS += [
+    (b"null", "not a JSON object"),
+    (_label(actual_fraud="maybe"), "actual_fraud missing or not 0|1"),
+    (_label(actual_fraud=None), "actual_fraud missing or not 0|1"),
+    (_label(transaction_id=None), "missing transaction_id"),
+    (_label(transaction_id="y" * 257), "transaction_id longer than 256 characters"),
+    (_label(label_time="2026-02-02 08:01:10 UTC"), "label_time missing or not ISO-8601 UTC"),
+]
+
+
 def dataset() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Two versions scoring each transaction; predictions and labels out of order; labels 5 s to 4 min late,
     15% never; with a 3 min horizon, some labels come too late."""

@@ -8,7 +8,7 @@ SET 'execution.checkpointing.interval' = '10000 ms';
 
 SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
 
-SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/fc565db34175';
+SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/01b216258fdb';
 
 SET 'execution.checkpointing.externalized-checkpoint-retention' = 'RETAIN_ON_CANCELLATION';
 
@@ -327,7 +327,8 @@ SELECT
     WHEN CHAR_LENGTH(transaction_id) > 256 THEN 'transaction_id longer than 256 characters'
     WHEN model_version IS NULL OR CHAR_LENGTH(TRIM(model_version)) = 0 THEN 'missing model_version'
     WHEN CHAR_LENGTH(model_version) > 256 THEN 'model_version longer than 256 characters'
-    WHEN predicted_fraud_score IS NULL THEN 'predicted_fraud_score missing or not a number'
+    WHEN predicted_fraud_score IS NULL OR NOT REGEXP(JSON_VALUE(payload, '$.predicted_fraud_score'), '^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$')
+      THEN 'predicted_fraud_score missing or not a number'
     WHEN NOT (predicted_fraud_score BETWEEN 0 AND 1) THEN 'predicted_fraud_score outside [0, 1]'
     WHEN predicted_fraud IS NULL OR predicted_fraud NOT IN (0, 1) THEN 'predicted_fraud missing or not 0|1'
     WHEN event_time_parsed IS NULL THEN 'event_time missing or not ISO-8601 UTC'
