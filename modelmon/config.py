@@ -118,7 +118,8 @@ EnvVarName = Annotated[str, _pattern(r"[A-Za-z_][A-Za-z0-9_]{0,127}", "environme
 
 
 class SecretRef(Section):
-    """Where a secret is read from when alerting starts: an environment variable or a file, never the config.
+    """Where a secret (an alert channel's, the Kafka password) is read from when it is needed: an environment
+    variable or a file, never the config.
 
     Only the variable's name or the file's path is kept here, so `modelmon config` and every dump of the
     configuration show where the secret comes from, never its value.

@@ -50,14 +50,15 @@ def scrub(text: str, kafka: KafkaConfig, environ: Mapping[str, str] | None = Non
     except ConfigError:
         return text
     assert secret is not None
-    jaas = _jaas_quoted(secret)[1:-1]
+    jaas = jaas_quoted(secret)[1:-1]
     forms = {secret, jaas, secret.replace("'", "''"), jaas.replace("'", "''")}
     for form in sorted(forms, key=len, reverse=True):
         text = text.replace(form, redacted(security))
     return text
 
 
-def _jaas_quoted(value: str) -> str:
+def jaas_quoted(value: str) -> str:
+    """A value as a double-quoted JAAS option (for the connector here; for a broker's user list in tests)."""
     # Kafka parses sasl.jaas.config with a StreamTokenizer: inside double quotes a backslash escapes.
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -80,7 +81,7 @@ def connector_properties(
         properties["sasl.mechanism"] = security.sasl_mechanism
         properties["sasl.jaas.config"] = (
             f"{_LOGIN_MODULES[security.sasl_mechanism]} required "
-            f"username={_jaas_quoted(security.username)} password={_jaas_quoted(secret)};"
+            f"username={jaas_quoted(security.username)} password={jaas_quoted(secret)};"
         )
     if security.ssl_cafile is not None:
         properties["ssl.truststore.type"] = "PEM"

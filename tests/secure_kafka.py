@@ -11,15 +11,12 @@ from cryptography.hazmat.primitives import serialization
 
 from modelmon.config import Config
 from modelmon.kafka_local import LocalKafka
+from modelmon.kafka_security import jaas_quoted
 from tests.kafka_helpers import TEST_KAFKA_PORT
 
 SECURE_PORT = TEST_KAFKA_PORT + 20
 USER, PASSWORD = "modelmon", "s3cret 'quoted' \"and\" ;semicolon\\"
 PASSWORD_ENV = "MODELMON_TEST_KAFKA_PASSWORD"
-
-
-def _jaas(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def secure_config(data_dir: Path, cafile: Path) -> Config:
@@ -58,7 +55,7 @@ def start_secure_broker(root: Path) -> Iterator[tuple[LocalKafka, Config]]:
     cfg = secure_config(root / "data", cafile)
     jaas = (
         "org.apache.kafka.common.security.plain.PlainLoginModule required "
-        f'username="broker" password="broker-secret" user_broker="broker-secret" user_{USER}={_jaas(PASSWORD)};'
+        f'username="broker" password="broker-secret" user_broker="broker-secret" user_{USER}={jaas_quoted(PASSWORD)};'
     )
     broker = LocalKafka(
         cfg,
