@@ -155,8 +155,7 @@ class LocalKafka:
         return path
 
     def _format(self, properties: Path) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        command = self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties))
+        command = self._java("kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(properties))
         result = subprocess.run([*command, "--standalone"], capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise KafkaError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
@@ -177,6 +176,18 @@ class LocalKafka:
                 return
             time.sleep(0.5)
         raise KafkaError(f"the Kafka broker did not answer on {self.bootstrap} in time; see {self.log_file}")
+
+
+def new_cluster_id() -> str:
+    """A random KRaft cluster id: a UUID in URL-safe base64, like Kafka's own `Uuid.randomUuid()`.
+
+    One UUID in 64 encodes to a string that starts with "-", which the storage tool's argument parser takes
+    for an option; Kafka draws again in that case, and so does this.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _property_value(value: str) -> str:
