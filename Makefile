@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup system-packages demo test test-fast lint format render dashboards jars bench clean help
+.PHONY: setup system-packages demo test test-slow test-fast lint format render dashboards jars bench clean help
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ demo: setup  ## Run Kafka, the job and the simulator locally and watch the metri
 
 test: setup lint  ## Lint, then run unit, integration and end-to-end tests
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: setup  ## The slow tests CI leaves out: cluster crash recovery, Kafka restart, savepoint and rescale, soak
+	$(BIN)/pytest -m slow $(PYTEST_ARGS)
 
 bench: setup  ## Benchmarks: throughput vs a passthrough baseline, latency, memory, state (BENCH_ARGS="--events 1M")
 	$(BIN)/modelmon bench $(BENCH_ARGS)

@@ -36,6 +36,16 @@ def _rss_and_kind(pid: int) -> tuple[int, str] | None:
     return rss, "jvm" if Path(cmdline).name == "java" else "python"
 
 
+def rss_by_kind(pid: int) -> dict[str, int]:
+    """Resident bytes of a process tree, summed per kind: the JVMs and the Python processes."""
+    totals = {"jvm": 0, "python": 0}
+    for member in tree(pid):
+        found = _rss_and_kind(member)
+        if found is not None:
+            totals[found[1]] += found[0]
+    return totals
+
+
 @dataclass
 class PeakMemory:
     """Samples a process tree every `interval_s`; keeps the largest sum of RSS per kind (jvm, python)."""
@@ -57,12 +67,7 @@ class PeakMemory:
         self._thread.join()
 
     def sample(self) -> None:
-        totals = {"jvm": 0, "python": 0}
-        for pid in tree(self.pid):
-            found = _rss_and_kind(pid)
-            if found is not None:
-                totals[found[1]] += found[0]
-        for kind, total in totals.items():
+        for kind, total in rss_by_kind(self.pid).items():
             self.peak[kind] = max(self.peak[kind], total)
 
     def _loop(self) -> None:

@@ -158,6 +158,95 @@ def run(ctx: click.Context, bounded: bool, fresh: bool) -> None:
         click.echo("stopped", err=True)
 
 
+@cli.group()
+def cluster() -> None:
+    """Run a standalone Flink cluster on this machine (a JobManager and one TaskManager with cluster.slots
+    slots, from the PyFlink distribution and flink-conf/) and manage the job on it.
+
+    \b
+    modelmon cluster start
+    modelmon submit                 # the streaming job, detached, at parallelism cluster.slots
+    modelmon cluster status
+    modelmon cluster stop-job       # stop with a savepoint; the next submit resumes from it
+    modelmon cluster stop
+    """
+
+
+@cluster.command("start")
+@click.pass_context
+def cluster_start(ctx: click.Context) -> None:
+    """Start the JobManager and a TaskManager; waits until the TaskManager has registered."""
+    from modelmon.cluster import start
+
+    click.echo(f"Flink cluster running; web UI and REST API at {start(_config(ctx))}")
+
+
+@cluster.command("stop")
+@click.pass_context
+def cluster_stop(ctx: click.Context) -> None:
+    """Stop the cluster's processes (a running job stops with them; its checkpoints stay)."""
+    from modelmon.cluster import stop
+
+    stop(_config(ctx))
+    click.echo("Flink cluster stopped")
+
+
+@cluster.command("status")
+@click.pass_context
+def cluster_status(ctx: click.Context) -> None:
+    """Show the cluster's TaskManagers, free slots and jobs (exit code 1 when no cluster answers)."""
+    from modelmon.cluster import status
+    from modelmon.flink_dist import ClusterError
+
+    try:
+        click.echo(status(_config(ctx)).describe())
+    except ClusterError as exc:
+        click.echo(str(exc))
+        sys.exit(1)
+
+
+@cluster.command("stop-job")
+@click.option("--job-id", default=None, help="The job to stop. [default: the running job named job.name]")
+@click.pass_context
+def cluster_stop_job(ctx: click.Context, job_id: str | None) -> None:
+    """Stop the streaming job with a savepoint; the next `modelmon submit` resumes from it, at any parallelism."""
+    from modelmon.cluster import stop_job
+
+    click.echo(f"stopped; savepoint at {stop_job(_config(ctx), job_id)}")
+
+
+@cli.command()
+@click.option("--bounded", is_flag=True, help="Read both topics to their current end, then finish (waits for it).")
+@click.option(
+    "-p",
+    "--parallelism",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Parallelism of the job. [default: cluster.slots]",
+)
+@click.option("--fresh", is_flag=True, help="Do not resume from the newest savepoint or checkpoint.")
+@click.pass_context
+def submit(ctx: click.Context, bounded: bool, parallelism: int | None, fresh: bool) -> None:
+    """Submit the job to the cluster with `flink run`, as on any Flink 2.x cluster.
+
+    A streaming job is submitted detached and resumes from the newest savepoint or checkpoint of the same SQL;
+    a bounded job is waited for.
+    """
+    from modelmon.cluster import rest_url, restored_from
+    from modelmon.cluster import submit as submit_job
+
+    cfg = _config(ctx)
+    parallelism = parallelism or cfg.cluster.slots
+    kind = "bounded" if bounded else "streaming"
+    click.echo(f"submitting the {kind} job at parallelism {parallelism} to {rest_url(cfg)}", err=True)
+    job_id = submit_job(cfg, bounded=bounded, parallelism=parallelism, fresh=fresh)
+    if not bounded:
+        # Wait for the job to run (and its first checkpoint), so a state that cannot be restored shows here.
+        restored = restored_from(cfg, job_id)
+        click.echo(f"resumed from {restored}" if restored else "started without state", err=True)
+    click.echo(f"job {job_id} {'finished' if bounded else 'running'} (web UI: {rest_url(cfg)})")
+
+
 @cli.command()
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds (default: run until Ctrl-C).")
 @click.option(

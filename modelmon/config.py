@@ -255,6 +255,15 @@ class JobConfig(Section):
     )
 
 
+class ClusterConfig(Section):
+    """The standalone Flink cluster `modelmon cluster start` runs on this machine (a JobManager and one
+    TaskManager, from the PyFlink distribution with flink-conf/), and `modelmon submit` submits to."""
+
+    rest_port: int = Field(8081, ge=1, le=65535)
+    # The TaskManager's slots; a job submitted to the cluster runs at this parallelism unless told otherwise.
+    slots: int = Field(2, ge=1, le=64)
+
+
 class DegradationConfig(Section):
     """A stretch of simulated time in which one model version scores worse, then recovers (demos, tests)."""
 
@@ -715,6 +724,7 @@ class Config(Section):
     join: JoinConfig = JoinConfig()
     windows: WindowsConfig = WindowsConfig()
     job: JobConfig = JobConfig()
+    cluster: ClusterConfig = ClusterConfig()
     simulator: SimulatorConfig = SimulatorConfig()
     paths: PathsConfig = PathsConfig()
     segments: tuple[SegmentConfig, ...] = Field(_DEFAULT_SEGMENTS, max_length=8)

@@ -25,10 +25,20 @@ def checkpoint_dir(cfg: Config, *, bounded: bool, fingerprint: str) -> Path:
     return checkpoint_root(cfg, bounded=bounded) / fingerprint
 
 
+def savepoint_dir(cfg: Config, fingerprint: str) -> Path:
+    """Where `modelmon cluster stop-job` puts a streaming job's savepoints: beside its checkpoints."""
+    return checkpoint_dir(cfg, bounded=False, fingerprint=fingerprint) / "savepoints"
+
+
 def latest_checkpoint(cfg: Config, fingerprint: str) -> Path | None:
-    """The newest complete checkpoint a streaming run of the same SQL left behind (kept when a run stops)."""
+    """The newest complete checkpoint or savepoint a streaming run of the same SQL left behind (checkpoints
+    are kept when a run is cancelled; a savepoint when it is stopped with one)."""
     folder = checkpoint_dir(cfg, bounded=False, fingerprint=fingerprint)
-    complete = [metadata.parent for metadata in folder.glob("*/chk-*/_metadata")]
+    complete = [
+        metadata.parent
+        for pattern in ("*/chk-*/_metadata", "savepoints/savepoint-*/_metadata")
+        for metadata in folder.glob(pattern)
+    ]
     return max(complete, key=lambda path: path.stat().st_mtime, default=None)
 
 

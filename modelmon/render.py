@@ -147,9 +147,20 @@ class RenderedJob:
         return f"{self.to_init_script()}\nEXECUTE STATEMENT SET\nBEGIN\n\n{body}\n\nEND;\n"
 
 
+# Settings that decide how checkpointed state maps onto the job's operators. They are part of the fingerprint,
+# so a job never tries to restore state that was written under other operator ids.
+STATE_SETTINGS = {
+    # Operator uids from the plan's nodes, not hashes of the chained job graph: chaining changes with the
+    # parallelism (an operator forced to parallelism 1 chains with its neighbours at -p 1, not at -p 2), so
+    # without this a savepoint taken at one parallelism cannot be restored at another.
+    "table.exec.uid.generation": "ALWAYS",
+}
+
+
 def job_settings(cfg: Config, *, bounded: bool, fingerprint: str) -> dict[str, str]:
     """Flink configuration of the job; applied by the Python runner and rendered as SET for the SQL client."""
     return {
+        **STATE_SETTINGS,
         "pipeline.name": cfg.job.name,
         "parallelism.default": str(cfg.job.parallelism),
         # Window bounds and ISO text are computed in UTC, whatever the machine's zone.
@@ -215,7 +226,8 @@ def _render(
     statements, insert_statements = render(setup, reveal_secrets), render(inserts, reveal_secrets)
     # Of the SQL without secrets: a rotated password keeps the checkpoints a run resumes from.
     printable = statements + insert_statements if not reveal_secrets else render(setup + inserts, False)
-    fingerprint = hashlib.sha256("\n;\n".join(printable).encode()).hexdigest()[:12]
+    state_layout = [f"{key}={value}" for key, value in STATE_SETTINGS.items()]
+    fingerprint = hashlib.sha256("\n;\n".join(state_layout + printable).encode()).hexdigest()[:12]
     return RenderedJob(
         fingerprint=fingerprint,
         settings=job_settings(cfg, bounded=bounded, fingerprint=fingerprint),

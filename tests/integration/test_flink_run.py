@@ -1,9 +1,10 @@
-"""The job submitted with `bin/flink run` (how users run it on a Flink 2.x cluster) to a standalone
-cluster gives the oracle's numbers."""
+"""The job on a standalone cluster, as users scale out: `modelmon cluster start`, `modelmon submit` (which runs
+`bin/flink run`, as on any Flink 2.x cluster) at the cluster's parallelism of 2, and the oracle's numbers."""
 
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,11 +12,9 @@ from pathlib import Path
 import pytest
 
 from modelmon.config import Config
-from modelmon.flink_dist import flink_run, flink_run_job_ids, prepare_flink_home, start_cluster, stop_cluster
 from modelmon.kafka_local import LocalKafka
-from modelmon.paths import gateway_jar
 from tests.datasets import small_dataset
-from tests.kafka_helpers import fresh_config, json_records, live_rows, produce, write_config
+from tests.kafka_helpers import fresh_config, json_records, live_rows, produce, run_cli, write_config
 from tests.oracle import counts, join_labels, live_view
 
 pytestmark = pytest.mark.integration
@@ -24,42 +23,43 @@ pytestmark = pytest.mark.integration
 REST_PORT = 18081
 
 
-@pytest.fixture(scope="module")
-def flink_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    """A standalone JobManager + TaskManager from the PyFlink bundle; stopped even when a test fails."""
-    home = prepare_flink_home(
-        tmp_path_factory.mktemp("flink-run"), gateway_jar(Config()), conf={"rest.port": REST_PORT}
+@pytest.fixture
+def cluster_config(kafka_broker: LocalKafka, data_dir: Path, tmp_path: Path) -> Iterator[tuple[Config, Path]]:
+    """A config naming the test cluster, and the cluster started by the CLI; stopped even when a test fails."""
+    cfg = fresh_config(
+        data_dir, {"join": {"label_horizon": "3min", "max_label_skew": "10s"}, "cluster": {"rest_port": REST_PORT}}
     )
+    config_file = write_config(cfg, tmp_path / "modelmon.yaml")
+    started = run_cli(config_file, "cluster", "start", timeout=180)
     try:
-        url = start_cluster(home)
-        yield home, url
+        assert started.returncode == 0, started.stderr[-3000:]
+        assert f"http://127.0.0.1:{REST_PORT}" in started.stdout
+        yield cfg, config_file
     finally:
-        stop_cluster(home)
+        stopped = run_cli(config_file, "cluster", "stop", timeout=120)
+        assert stopped.returncode == 0, stopped.stderr[-3000:]
 
 
-def _job_state(url: str, job_id: str) -> str:
-    with urllib.request.urlopen(f"{url}/jobs/{job_id}", timeout=10) as response:
-        state: str = json.load(response)["state"]
-        return state
-
-
-def test_bounded_job_via_flink_run_on_standalone_cluster(
-    kafka_broker: LocalKafka, data_dir: Path, tmp_path: Path, flink_cluster: tuple[Path, str]
-) -> None:
-    home, url = flink_cluster
-    cfg = fresh_config(data_dir, {"join": {"label_horizon": "3min", "max_label_skew": "10s"}})
+def test_bounded_job_submitted_at_parallelism_two(cluster_config: tuple[Config, Path]) -> None:
+    cfg, config_file = cluster_config
     predictions, labels = small_dataset(600)
     produce(cfg, cfg.topics.predictions, json_records(predictions, "event_time"))
     produce(cfg, cfg.topics.labels, json_records(labels, "label_time"))
-    config_file = write_config(cfg, tmp_path / "modelmon.yaml")
 
-    result = flink_run(home, ["--config", str(config_file), "--bounded"], target="remote", timeout=600)
+    result = run_cli(config_file, "submit", "--bounded", timeout=600)
 
-    job_ids = flink_run_job_ids(result.stdout)
-    assert len(job_ids) == 1, result.stdout[-3000:]
-    # Attached, the CLI returns only once the bounded job has ended, not once it is submitted.
-    assert _job_state(url, job_ids[0]) == "FINISHED"
-
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "at parallelism 2" in result.stderr
+    job_id = re.search(r"job ([0-9a-f]{32}) finished", result.stdout)
+    assert job_id, result.stdout
+    status = run_cli(config_file, "cluster", "status")
+    assert status.returncode == 0, status.stderr
+    # Attached, submit returns only once the bounded job has ended, not once it is submitted.
+    assert f"job {job_id[1]} 'modelmon': FINISHED" in status.stdout
+    assert "1 TaskManager(s), 2 of 2 slots free" in status.stdout
+    with urllib.request.urlopen(f"http://127.0.0.1:{REST_PORT}/jobs/{job_id[1]}", timeout=10) as response:
+        vertices = json.load(response)["vertices"]
+    assert max(vertex["parallelism"] for vertex in vertices) == 2
     rows = live_rows(cfg)
     assert all(row["is_final"] is True for row in rows.values())
     pairs = join_labels(predictions, labels, horizon=cfg.join.label_horizon, skew=cfg.join.max_label_skew)

@@ -1,3 +1,5 @@
+SET 'table.exec.uid.generation' = 'ALWAYS';
+
 SET 'pipeline.name' = 'modelmon';
 
 SET 'parallelism.default' = '1';
@@ -8,7 +10,7 @@ SET 'execution.checkpointing.interval' = '10000 ms';
 
 SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
 
-SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/01b216258fdb';
+SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/99dc10129c36';
 
 SET 'execution.checkpointing.externalized-checkpoint-retention' = 'RETAIN_ON_CANCELLATION';
 
