@@ -3,7 +3,7 @@ while its checkpointed state and the memory of its TaskManager (JVM and Python w
 label horizon has passed, the join keeps only the predictions still waiting for labels, so neither may keep
 growing. Prints the samples as a table and writes them to <tmp>/soak.json.
 
-Slow (about 8 minutes): `make test-slow` runs it.
+Slow (about 8 minutes: 6 of them sampling): `make test-slow` runs it.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from tests.kafka_helpers import fresh_config, write_config
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REST_PORT = 18101
-DURATION_S = 420
+DURATION_S = 360
 SAMPLE_EVERY_S = 15
 RATE = 50  # transactions per second, each scored by two model versions
 # The horizon (1 min) plus a window (1 min) and the watermark's delay: from then on every join and window state
