@@ -111,3 +111,11 @@ class MetricsCollector(Collector):
         yield CounterMetricFamily(
             f"{PREFIX}_exporter_listener_errors", "Exceptions raised by row listeners", value=stats.listener_errors
         )
+        dead = CounterMetricFamily(
+            f"{PREFIX}_dead_letters",
+            "Input records the job rejected (the dead-letter topic since its start), by source topic and reason",
+            labels=["source_topic", "reason"],
+        )
+        for (source_topic, reason), count in sorted(stats.dead_letters.items()):
+            dead.add_metric([source_topic, reason], count)
+        yield dead

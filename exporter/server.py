@@ -231,6 +231,18 @@ class Exporter:
                 self.state.record_listener_error()
                 log.exception("listener %r failed on a row; the exporter carries on", listener)
 
+    def dispatch_dead_letter(self, value: bytes | None) -> None:
+        """One record value of the dead-letter topic: counted by source topic and reason."""
+        try:
+            row = json.loads(value) if value is not None else None
+        except ValueError:
+            row = None
+        if not isinstance(row, dict):
+            self.state.record_consumer_error()
+            self._warn_once("not json", value)
+            return
+        self.state.record_dead_letter(row)
+
     def _warn_once(self, kind: str, subject: object) -> None:
         level = logging.DEBUG if kind in self._warned else logging.WARNING
         self._warned.add(kind)
@@ -251,16 +263,19 @@ class Exporter:
                     )
                     self._stop.wait(RETRY_S)
                     continue
-                for records in batches.values():
+                for partition, records in batches.items():
                     for record in records:
-                        self.dispatch(record.value)
+                        if partition.topic == self.cfg.topics.dead_letter:
+                            self.dispatch_dead_letter(record.value)
+                        else:
+                            self.dispatch(record.value)
                 self._progress(idle=not batches and bool(consumer.assignment()))
         finally:
             if consumer is not None:
                 consumer.close()
 
     def _connect(self) -> Any:
-        """A group-less consumer of the metrics topic from its beginning, once the topic exists."""
+        """A group-less consumer of the metrics and dead-letter topics from their beginning, once they exist."""
         from kafka import KafkaConsumer
 
         from modelmon.topics import ensure_topics
@@ -269,6 +284,7 @@ class Exporter:
         ensure_topics(self.cfg)
         return KafkaConsumer(
             self.cfg.topics.metrics,
+            self.cfg.topics.dead_letter,
             **client_options(self.cfg.kafka),
             client_id="modelmon-exporter",
             group_id=None,  # no group, no commits: every start reads the whole topic

@@ -183,6 +183,7 @@ class Stats:
     last_row_time: float | None  # Unix time the last row was consumed
     consumer_errors: int
     listener_errors: int
+    dead_letters: Mapping[tuple[str, str], int]  # records of the dead-letter topic, by (source_topic, reason)
 
 
 class MetricsState:
@@ -209,6 +210,8 @@ class MetricsState:
         self._last_row_time: float | None = None
         self._consumer_errors = 0
         self._listener_errors = 0
+        # Reasons are the job's own fixed texts (sql/views/*_checked, inserts/dead_letter), so this stays small.
+        self._dead_letters: Counter[tuple[str, str]] = Counter()
 
     @classmethod
     def for_config(cls, cfg: Config) -> MetricsState:
@@ -244,6 +247,11 @@ class MetricsState:
         with self._lock:
             return self._count()
 
+    def record_dead_letter(self, row: Mapping[str, Any]) -> None:
+        """Count one record of the dead-letter topic (its JSON value) by source topic and reason."""
+        with self._lock:
+            self._dead_letters[(str(row.get("source_topic")), str(row.get("reason")))] += 1
+
     def record_consumer_error(self) -> None:
         with self._lock:
             self._consumer_errors += 1
@@ -262,6 +270,7 @@ class MetricsState:
                 last_row_time=self._last_row_time,
                 consumer_errors=self._consumer_errors,
                 listener_errors=self._listener_errors,
+                dead_letters=dict(self._dead_letters),
             )
 
     def _count(self) -> int:

@@ -242,6 +242,10 @@ class WindowsConfig(Section):
     out_of_orderness: DurationOrZero = timedelta(seconds=5)
     # A partition silent this long stops holding the watermark back.
     idle_timeout: Duration = timedelta(seconds=30)
+    # How far an event or label time may lie from its Kafka record's timestamp (the producer's clock): a record
+    # further off is dead-lettered, and no record moves the watermark further ahead of its timestamp. A replay
+    # of old records must then keep their times as Kafka timestamps (as `modelmon simulate` does). None: no check.
+    max_clock_drift: Duration | None = timedelta(minutes=10)
 
 
 class JobConfig(Section):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import jinja2
 
-from modelmon.config import Config
+from modelmon.config import Config, format_duration
 from modelmon.kafka_security import connector_properties
 from modelmon.paths import checkpoint_dir, history_dir
 
@@ -117,6 +118,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["interval"] = sql_interval
     env.filters["millis"] = millis
+    env.filters["duration"] = format_duration
     env.filters["sql_string"] = sql_string
     return env
 
@@ -212,6 +214,13 @@ def render_passthrough_job(cfg: Config, *, reveal_secrets: bool = False) -> Rend
         inserts=("benchmarks/passthrough_inserts",),
         reveal_secrets=reveal_secrets,
     )
+
+
+def render_templates(cfg: Config, names: Sequence[str], *, bounded: bool = True) -> list[str]:
+    """The statements of some of the job's templates (secrets redacted), e.g. to try its checking views on
+    input from elsewhere than Kafka."""
+    env, context = _environment(), _template_context(cfg, bounded, False)
+    return [stmt for name in names for stmt in split_statements(env.get_template(f"{name}.sql.j2").render(context))]
 
 
 def _render(

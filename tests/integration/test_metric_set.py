@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import json
+import threading
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import requests
 from deltalake import DeltaTable
+from modelmon.exporter.server import Exporter
 from modelmon.history.plot import reliability_by_version
 from modelmon.history.query import HistoryQuery, read_history
 from modelmon.history.query import rows as plain_rows
+from modelmon.producers.simulator import iso_utc
+from prometheus_client.parser import text_string_to_metric_families
 from scipy.stats import ks_2samp
 
 from modelmon.config import Config, SimulatorConfig
@@ -141,6 +148,9 @@ BAD_PREDICTIONS += [
     (_prediction(event_time="2026-02-02T10:00:20+02:00"), "event_time missing or not ISO-8601 UTC"),
     (_prediction(event_time=1770019220000), "event_time missing or not ISO-8601 UTC"),
     (_prediction(event_time=None), "event_time missing or not ISO-8601 UTC"),
+    # Produced with the data's start as Kafka timestamp (see the fixture), a day and a year off.
+    (_prediction(event_time="2026-02-03T08:00:20Z"), "event_time more than 10min from the record's Kafka timestamp"),
+    (_prediction(event_time="2025-02-02T08:00:20Z"), "event_time more than 10min from the record's Kafka timestamp"),
 ]
 BAD_LABELS += [
     (b"null", "not a JSON object"),
@@ -149,6 +159,8 @@ BAD_LABELS += [
     (_label(transaction_id=None), "missing transaction_id"),
     (_label(transaction_id="y" * 257), "transaction_id longer than 256 characters"),
     (_label(label_time="2026-02-02 08:01:10 UTC"), "label_time missing or not ISO-8601 UTC"),
+    (_label(label_time="2026-02-09T08:01:10Z"), "label_time more than 10min from the record's Kafka timestamp"),
+    (_label(label_time="2025-12-02T08:01:10Z"), "label_time more than 10min from the record's Kafka timestamp"),
 ]
 
 
@@ -164,7 +176,23 @@ def dataset() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         label_delay_max=timedelta(minutes=4),
         seed=11,
     )
-    return out_of_order_dataset(sim, START, 4000, shuffle_seed=5, shuffle_predictions=True)
+    predictions, labels = out_of_order_dataset(sim, START, 4000, shuffle_seed=5, shuffle_predictions=True)
+    # Valid labels no prediction matches, for the dead-letter topic: an unknown transaction, a label 30 s
+    # before its prediction (the skew allows 10 s) and one an hour after it (the horizon is 3 min).
+    first = predictions[50]
+    event = datetime.fromisoformat(first["event_time"])
+
+    def label(transaction_id: str, actual_fraud: int, after: timedelta) -> dict[str, Any]:
+        return {"transaction_id": transaction_id, "actual_fraud": actual_fraud, "label_time": iso_utc(event + after)}
+
+    unmatched = [
+        label("ghost-1", 1, timedelta(minutes=2)),
+        label(first["transaction_id"], 0, -timedelta(seconds=30)),
+        label(first["transaction_id"], 1, timedelta(hours=1)),
+    ]
+    for extra in unmatched:  # at its place in time, keeping the neighbours' shuffled order
+        bisect.insort(labels, extra, key=lambda row: row["label_time"])
+    return predictions, labels
 
 
 def with_latency(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -192,8 +220,10 @@ def run(kafka_broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> d
     predictions, labels = dataset()
     produce(cfg, cfg.topics.predictions, json_records(predictions, "event_time"))
     produce(cfg, cfg.topics.labels, json_records(labels, "label_time"))
-    produce(cfg, cfg.topics.predictions, ((None, value, None) for value, _ in BAD_PREDICTIONS))
-    produce(cfg, cfg.topics.labels, ((None, value, None) for value, _ in BAD_LABELS))
+    # Bad records are stamped with the data's start: a time without a valid one of its own (the row time then).
+    start_ms = int(START.timestamp() * 1000)
+    produce(cfg, cfg.topics.predictions, ((None, value, start_ms) for value, _ in BAD_PREDICTIONS))
+    produce(cfg, cfg.topics.labels, ((None, value, start_ms) for value, _ in BAD_LABELS))
     result = run_cli(write_config(cfg, tmp / "modelmon.yaml"), "run", "--bounded")
     assert result.returncode == 0, result.stderr[-3000:]
     rows = list(read_topic(cfg, cfg.topics.metrics))
@@ -204,6 +234,7 @@ def run(kafka_broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> d
         "cfg": cfg,
         "config_file": tmp / "modelmon.yaml",
         "predictions": predictions,
+        "labels": labels,
         "pairs": pairs,
         "rows": rows,
         "reference": reference_scores,
@@ -386,11 +417,9 @@ def test_live_page_shows_the_runs_metrics_in_a_browser(run: dict[str, Any]) -> N
     """The exporter's live page over this run's metrics topic, as `modelmon exporter` serves it (alert engine
     included), in headless Chromium (Debian's, driven by Playwright): the numbers shown are the topic's, and
     a screenshot is kept in build/test-artifacts/live-page.png."""
-    import threading
     from pathlib import Path
 
     from modelmon.alerting.engine import AlertEngine
-    from modelmon.exporter.server import Exporter
     from modelmon.exporter.web.app import mount_live_page
     from playwright.sync_api import sync_playwright
 
@@ -456,11 +485,35 @@ def test_live_page_shows_the_runs_metrics_in_a_browser(run: dict[str, Any]) -> N
 def test_bad_records_are_dead_lettered_with_their_reason_and_every_pair_is_kept(run: dict[str, Any]) -> None:
     cfg: Config = run["cfg"]
     dead = list(read_topic(cfg, cfg.topics.dead_letter))
-    assert sorted(row["reason"] for row in dead) == sorted(reason for _, reason in BAD_PREDICTIONS + BAD_LABELS)
-    assert {row["payload"] for row in dead} == {value.decode() for value, _ in BAD_PREDICTIONS + BAD_LABELS}
+    # Valid labels without a pair, as the oracle's join finds them: the three made so, and those the simulator
+    # delivered after the horizon.
+    paired = {(pair["transaction_id"], pair["label_time"]) for pair in run["pairs"]}
+    unmatched = [label for label in run["labels"] if (label["transaction_id"], label["label_time"]) not in paired]
+    assert {"ghost-1"} < {label["transaction_id"] for label in unmatched} and len(unmatched) > 3
+    no_pair = "no prediction of this transaction_id made between 3min before and 10s after label_time"
+    predictions, labels = cfg.topics.predictions, cfg.topics.labels
+    expected = [(predictions, value.decode(), reason) for value, reason in BAD_PREDICTIONS]
+    expected += [(labels, value.decode(), reason) for value, reason in BAD_LABELS]
+    expected += [(labels, json.dumps(label), no_pair) for label in unmatched]
+    assert sorted((row["source_topic"], row["payload"], row["reason"]) for row in dead) == sorted(expected)
     joined = list(read_topic(cfg, cfg.topics.labelled_predictions))
     assert len(joined) == len(run["pairs"])
     assert any(pair["transaction_id"].endswith("-early") for pair in run["pairs"])  # the early label counted
+
+    # The exporter counts them by source topic and reason.
+    exporter, caught_up = Exporter(cfg, port=0), threading.Event()
+    exporter.on_caught_up(caught_up.set)
+    with exporter:
+        assert caught_up.wait(60), "the exporter did not read the topics"
+        scraped = text_string_to_metric_families(requests.get(exporter.url, timeout=10).text)
+        counted = {
+            (sample.labels["source_topic"], sample.labels["reason"]): sample.value
+            for family in scraped
+            if family.name == "modelmon_dead_letters"
+            for sample in family.samples
+            if sample.name == "modelmon_dead_letters_total"
+        }
+    assert counted == Counter((source, reason) for source, _, reason in expected)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -383,3 +383,15 @@ def test_cli_exporter_help() -> None:
     result = CliRunner().invoke(cli, ["exporter", "--help"])
     assert result.exit_code == 0, result.output
     assert "--host" in result.output and "--port" in result.output and "/metrics" in result.output
+
+
+def test_dead_letters_are_counted_by_source_topic_and_reason() -> None:
+    held = state()
+    assert scrape(held)["modelmon_dead_letters"] == []
+    for source, reason in [("predictions", "not a JSON object")] * 3 + [("labels", "missing transaction_id")]:
+        held.record_dead_letter({"source_topic": source, "reason": reason, "payload": "{"})
+    counted = {
+        (labels["source_topic"], labels["reason"]): value for labels, value in scrape(held)["modelmon_dead_letters"]
+    }
+    assert counted == {("predictions", "not a JSON object"): 3, ("labels", "missing transaction_id"): 1}
+    assert held.stats().rows == {}  # not rows of the metrics topic
