@@ -140,6 +140,7 @@ BAD_PREDICTIONS += [
     (_prediction(predicted_fraud_score=[0.5]), "predicted_fraud_score missing or not a number"),
     (_prediction(predicted_fraud=2), "predicted_fraud missing or not 0|1"),
     (_prediction(predicted_fraud="yes"), "predicted_fraud missing or not 0|1"),
+    (_prediction(predicted_fraud=1.0), "predicted_fraud missing or not 0|1"),  # found by test_input_fuzz
     (_prediction(transaction_id={"id": 1}), "missing transaction_id"),
     (_prediction(transaction_id="   "), "missing transaction_id"),
     (_prediction(transaction_id="x" * 100_000), "transaction_id longer than 256 characters"),
@@ -159,6 +160,7 @@ BAD_LABELS += [
     (_label(transaction_id=None), "missing transaction_id"),
     (_label(transaction_id="y" * 257), "transaction_id longer than 256 characters"),
     (_label(label_time="2026-02-02 08:01:10 UTC"), "label_time missing or not ISO-8601 UTC"),
+    (_label(label_time="2026-02-30T08:01:10Z"), "label_time missing or not ISO-8601 UTC"),  # found by the fuzz test
     (_label(label_time="2026-02-09T08:01:10Z"), "label_time more than 10min from the record's Kafka timestamp"),
     (_label(label_time="2025-12-02T08:01:10Z"), "label_time more than 10min from the record's Kafka timestamp"),
 ]

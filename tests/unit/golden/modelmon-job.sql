@@ -10,7 +10,7 @@ SET 'execution.checkpointing.interval' = '10000 ms';
 
 SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
 
-SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/2417d78b6d84';
+SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/c33d6160a5af';
 
 SET 'execution.checkpointing.externalized-checkpoint-retention' = 'RETAIN_ON_CANCELLATION';
 
@@ -332,8 +332,9 @@ SELECT
     WHEN predicted_fraud_score IS NULL OR NOT REGEXP(JSON_VALUE(payload, '$.predicted_fraud_score'), '^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$')
       THEN 'predicted_fraud_score missing or not a number'
     WHEN NOT (predicted_fraud_score BETWEEN 0 AND 1) THEN 'predicted_fraud_score outside [0, 1]'
-    WHEN predicted_fraud IS NULL OR predicted_fraud NOT IN (0, 1) THEN 'predicted_fraud missing or not 0|1'
-    WHEN event_time_parsed IS NULL THEN 'event_time missing or not ISO-8601 UTC'
+    WHEN predicted_fraud IS NULL THEN 'predicted_fraud missing or not 0|1'
+    WHEN event_time_parsed IS NULL OR DATE_FORMAT(event_time_parsed, 'yyyy-MM-dd HH:mm:ss') <> SUBSTRING(JSON_VALUE(payload, '$.event_time') FROM 1 FOR 10) || ' ' || SUBSTRING(JSON_VALUE(payload, '$.event_time') FROM 12 FOR 8)
+      THEN 'event_time missing or not ISO-8601 UTC'
     WHEN event_time_parsed NOT BETWEEN CAST(kafka_time AS TIMESTAMP(3)) - INTERVAL '0 00:10:00.000' DAY TO SECOND(3)
                           AND CAST(kafka_time AS TIMESTAMP(3)) + INTERVAL '0 00:10:00.000' DAY TO SECOND(3)
       THEN 'event_time more than 10min from the record''s Kafka timestamp'
@@ -348,7 +349,7 @@ FROM (
     JSON_VALUE(payload, '$.transaction_id') AS transaction_id,
     JSON_VALUE(payload, '$.model_version') AS model_version,
     TRY_CAST(JSON_VALUE(payload, '$.predicted_fraud_score') AS DOUBLE) AS predicted_fraud_score,
-    TRY_CAST(JSON_VALUE(payload, '$.predicted_fraud') AS INT) AS predicted_fraud,
+    CASE JSON_VALUE(payload, '$.predicted_fraud') WHEN '0' THEN 0 WHEN '1' THEN 1 END AS predicted_fraud,  -- not 1.0, true or '01'
     CASE WHEN REGEXP(JSON_VALUE(payload, '$.event_time'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$')
     THEN TRY_CAST(REGEXP_EXTRACT(JSON_VALUE(payload, '$.event_time'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) || ' ' || REGEXP_EXTRACT(JSON_VALUE(payload, '$.event_time'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 2)
                   AS TIMESTAMP(3)) END AS event_time_parsed,
@@ -368,8 +369,9 @@ SELECT
     WHEN payload IS NULL OR NOT (payload IS JSON OBJECT) THEN 'not a JSON object'
     WHEN transaction_id IS NULL OR CHAR_LENGTH(TRIM(transaction_id)) = 0 THEN 'missing transaction_id'
     WHEN CHAR_LENGTH(transaction_id) > 256 THEN 'transaction_id longer than 256 characters'
-    WHEN actual_fraud IS NULL OR actual_fraud NOT IN (0, 1) THEN 'actual_fraud missing or not 0|1'
-    WHEN label_time_parsed IS NULL THEN 'label_time missing or not ISO-8601 UTC'
+    WHEN actual_fraud IS NULL THEN 'actual_fraud missing or not 0|1'
+    WHEN label_time_parsed IS NULL OR DATE_FORMAT(label_time_parsed, 'yyyy-MM-dd HH:mm:ss') <> SUBSTRING(JSON_VALUE(payload, '$.label_time') FROM 1 FOR 10) || ' ' || SUBSTRING(JSON_VALUE(payload, '$.label_time') FROM 12 FOR 8)
+      THEN 'label_time missing or not ISO-8601 UTC'
     WHEN label_time_parsed NOT BETWEEN CAST(kafka_time AS TIMESTAMP(3)) - INTERVAL '0 00:10:00.000' DAY TO SECOND(3)
                           AND CAST(kafka_time AS TIMESTAMP(3)) + INTERVAL '0 00:10:00.000' DAY TO SECOND(3)
       THEN 'label_time more than 10min from the record''s Kafka timestamp'
@@ -382,7 +384,7 @@ FROM (
     kafka_time,
     label_time,                                                         -- row time
     JSON_VALUE(payload, '$.transaction_id') AS transaction_id,
-    TRY_CAST(JSON_VALUE(payload, '$.actual_fraud') AS INT) AS actual_fraud,
+    CASE JSON_VALUE(payload, '$.actual_fraud') WHEN '0' THEN 0 WHEN '1' THEN 1 END AS actual_fraud,  -- not 1.0, true or '01'
     CASE WHEN REGEXP(JSON_VALUE(payload, '$.label_time'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$')
     THEN TRY_CAST(REGEXP_EXTRACT(JSON_VALUE(payload, '$.label_time'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) || ' ' || REGEXP_EXTRACT(JSON_VALUE(payload, '$.label_time'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 2)
                   AS TIMESTAMP(3)) END AS label_time_parsed
