@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -33,7 +34,7 @@ from modelmon.kafka_local import LocalKafka
 from modelmon.paths import history_dir
 from modelmon.processes import alive
 from modelmon.topics import METRICS_KEY, latest_metrics, read_topic
-from tests.kafka_helpers import TEST_KAFKA_PORT, fresh_config, produce
+from tests.kafka_helpers import TEST_KAFKA_PORT, fresh_config, produce, run_cli, write_config
 from tests.oracle import counts, join_labels, live_view
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -115,11 +116,21 @@ def _start_taskmanager(cfg: Config) -> None:
     subprocess.run([str(home / "bin" / "taskmanager.sh"), "start"], env=flink_env(home), check=True, timeout=60)
 
 
+def _submit(config_file: Path, says: str, *options: str) -> str:
+    """`modelmon submit` (streaming), as a user runs it; it must say what it resumed from. Returns the job id."""
+    result = run_cli(config_file, "submit", *options, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert says in result.stderr, result.stderr[-3000:]
+    found = re.search(r"job ([0-9a-f]{32}) running", result.stdout)
+    assert found, result.stdout
+    return found[1]
+
+
 def _job_running(cfg: Config, job_id: str) -> bool:
     return any(job.job_id == job_id and job.state == "RUNNING" for job in cluster.jobs(cfg))
 
 
-def test_taskmanager_kill_broker_restart_and_savepoint_rescale_keep_results_exact(cfg: Config) -> None:
+def test_taskmanager_kill_broker_restart_and_savepoint_rescale_keep_results_exact(cfg: Config, tmp_path: Path) -> None:
     sim = SimulatorConfig(rate=20, label_delay_min=timedelta(seconds=2), label_delay_max=timedelta(seconds=40), seed=7)
     data = generate(sim, START, n_transactions=4800)  # four minutes of event time
     records = data.records
@@ -127,9 +138,10 @@ def test_taskmanager_kill_broker_restart_and_savepoint_rescale_keep_results_exac
     quarter = len(records) // 4
     phases = [records[i * quarter : (i + 1) * quarter] for i in range(3)] + [records[3 * quarter :]]
     progress: dict[str, float] = {}
+    config_file = write_config(cfg, tmp_path / "modelmon.yaml")
 
     _produce(cfg, phases[0])
-    first = cluster.submit(cfg, bounded=False, parallelism=2)
+    first = _submit(config_file, "started without state")
     progress["first rows"] = _wait_for("the first rows", lambda: len(_labelled(cfg)) > 0, 240)
     time.sleep(2 * cfg.job.checkpoint_interval.total_seconds())  # a checkpoint with state to restore
 
@@ -155,13 +167,14 @@ def test_taskmanager_kill_broker_restart_and_savepoint_rescale_keep_results_exac
     )
 
     # 3. Stop with a savepoint, more data meanwhile, and resume at parallelism 1.
-    savepoint = cluster.stop_job(cfg)
+    stopped = run_cli(config_file, "cluster", "stop-job", timeout=300)
+    assert stopped.returncode == 0, stopped.stderr[-3000:]
+    savepoint = Path(stopped.stdout.split("savepoint at ")[-1].strip())
     assert (savepoint / "_metadata").is_file()
     assert not _job_running(cfg, first)
     _produce(cfg, phases[3])
-    second = cluster.submit(cfg, bounded=False, parallelism=1)
-    restored = cluster.restored_from(cfg, second)
-    assert restored is not None and Path(restored) == savepoint
+    second = _submit(config_file, f"resumed from {savepoint}", "-p", "1")
+    assert second != first
     progress["all labels joined after the resume"] = _wait_for(
         "every label to be joined", lambda: len(_labelled(cfg)) >= len(pairs), 300
     )

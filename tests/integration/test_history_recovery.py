@@ -1,5 +1,6 @@
 """A streaming run killed with SIGKILL (JVM, Python workers and all) and started again from its checkpoint:
-the history table holds every final row the metrics topic committed, once, and nothing the topic lacks."""
+every label is joined exactly once, and the history table holds every final row the metrics topic committed,
+once, and nothing the topic lacks."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from modelmon.kafka_local import LocalKafka
 from modelmon.paths import history_dir
 from modelmon.topics import METRICS_KEY, latest_metrics, read_topic
 from tests.kafka_helpers import fresh_config, produce, run_cli, write_config
+from tests.oracle import join_labels
 
 pytestmark = pytest.mark.integration
 
@@ -72,6 +74,11 @@ def _topic_finals(cfg: Config) -> dict[Key, dict[str, Any]]:
     return {key: row for key, row in latest.items() if row["is_final"]}
 
 
+def _labelled(cfg: Config) -> list[tuple[str, str, str]]:
+    rows = read_topic(cfg, cfg.topics.labelled_predictions, idle_timeout_s=2)
+    return sorted((r["transaction_id"], r["model_version"], r["label_time"]) for r in rows)
+
+
 def _key(row: dict[str, Any]) -> Key:
     return tuple(row[field] for field in METRICS_KEY)
 
@@ -88,7 +95,9 @@ def test_sigkill_and_restart_leave_no_duplicate_and_no_missing_history_row(
         },
     )
     sim = SimulatorConfig(rate=20, label_delay_min=timedelta(seconds=2), label_delay_max=timedelta(seconds=40), seed=5)
-    records = generate(sim, START, n_transactions=4800).records  # four minutes of event time
+    data = generate(sim, START, n_transactions=4800)  # four minutes of event time
+    records = data.records
+    pairs = join_labels(data.predictions, data.labels, horizon=cfg.join.label_horizon, skew=cfg.join.max_label_skew)
     config_file = write_config(cfg, tmp_path / "modelmon.yaml")
     log = tmp_path / "job.log"
     cut = len(records) // 2
@@ -112,6 +121,7 @@ def test_sigkill_and_restart_leave_no_duplicate_and_no_missing_history_row(
             lambda: (
                 max((k[1] for k in _topic_finals(cfg) if k[0] == "unlabelled"), default="")
                 >= (START + timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+                and len(_labelled(cfg)) >= len(pairs)
             ),
             timeout_s=300,
         )
@@ -122,6 +132,8 @@ def test_sigkill_and_restart_leave_no_duplicate_and_no_missing_history_row(
         job.wait(timeout=120)
 
     assert "resuming from checkpoint" in log.read_text()
+    # Every label joined exactly once, whatever the kill cut off and the restart replayed.
+    assert _labelled(cfg) == sorted((p["transaction_id"], p["model_version"], p["label_time"]) for p in pairs)
     result = run_cli(config_file, "history", "sync")
     assert result.returncode == 0, result.stderr[-2000:]
     table = _history(cfg)

@@ -21,7 +21,9 @@ from modelmon.topics import read_topic
 from tests.kafka_helpers import LiveRows, fresh_config, live_rows, produce, write_config
 from tests.oracle import join_labels, live_view
 
-pytestmark = pytest.mark.integration
+# Slow, and covered in CI by test_history_recovery (a local run killed and resumed, every label joined once);
+# `make test-slow` runs it with the cluster's recovery test.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 START = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 
