@@ -211,15 +211,8 @@ class Exporter:
 
     def dispatch(self, value: bytes | None) -> None:
         """One record value of the topic: into the state, then to every listener."""
-        if value is None:
-            return  # a tombstone: the job only upserts
-        try:
-            row = json.loads(value)
-        except ValueError:
-            row = None
-        if not isinstance(row, dict):
-            self.state.record_consumer_error()
-            self._warn_once("not json", value)
+        row = self._json_object(value)
+        if row is None:
             return
         outcome = self.state.update(row)
         if outcome in _WARNINGS:
@@ -233,15 +226,24 @@ class Exporter:
 
     def dispatch_dead_letter(self, value: bytes | None) -> None:
         """One record value of the dead-letter topic: counted by source topic and reason."""
+        row = self._json_object(value)
+        if row is not None:
+            self.state.record_dead_letter(row)
+
+    def _json_object(self, value: bytes | None) -> dict[str, Any] | None:
+        """A record value as a JSON object. None for a tombstone (the job never writes one), and for anything
+        else that is not an object, which is also counted as a consumer error and logged once."""
+        if value is None:
+            return None
         try:
-            row = json.loads(value) if value is not None else None
+            row = json.loads(value)
         except ValueError:
             row = None
-        if not isinstance(row, dict):
-            self.state.record_consumer_error()
-            self._warn_once("not json", value)
-            return
-        self.state.record_dead_letter(row)
+        if isinstance(row, dict):
+            return row
+        self.state.record_consumer_error()
+        self._warn_once("not json", value)
+        return None
 
     def _warn_once(self, kind: str, subject: object) -> None:
         level = logging.DEBUG if kind in self._warned else logging.WARNING
