@@ -84,6 +84,27 @@ def _time_reason(record: dict[str, Any], field: str, kafka_time: datetime, drift
     return None
 
 
+def repeats(payloads: list[str], reasons: list[str | None], kind: str) -> list[str | None]:
+    """The reasons once repeats are found: a valid record (reason None) whose identity (a prediction's
+    transaction_id, model_version and event_time; a label's transaction_id and label_time) an earlier valid record
+    of the list had, in list order (arrival)."""
+    fields = (
+        ("transaction_id", "model_version", "event_time") if kind == "prediction" else ("transaction_id", "label_time")
+    )
+    seen: set[tuple[object, ...]] = set()
+    result: list[str | None] = []
+    for payload, reason in zip(payloads, reasons, strict=True):
+        if reason is None:
+            record = _object(payload)
+            assert record is not None
+            key = tuple(_time(record, f) if f.endswith("_time") else _text(record, f) for f in fields)
+            if key in seen:
+                reason = f"repeats an earlier {kind} (same {', '.join(fields)})"
+            seen.add(key)
+        result.append(reason)
+    return result
+
+
 def prediction_reason(payload: str, kafka_time: datetime, drift: timedelta) -> str | None:
     record = _object(payload)
     if record is None:

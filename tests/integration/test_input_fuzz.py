@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from modelmon.config import Config
 from modelmon.render import render_templates
-from tests.input_rules import label_reason, prediction_reason
+from tests.input_rules import label_reason, prediction_reason, repeats
 
 pytestmark = pytest.mark.integration
 
@@ -132,7 +132,9 @@ def _verdicts(t_env: Any, kind: str, payloads: list[str]) -> dict[int, str | Non
     row_time = "event_time" if kind == "predictions" else "label_time"
     t_env.execute_sql(
         f"CREATE TEMPORARY VIEW {raw} AS SELECT payload, 0 AS kafka_partition, id AS kafka_offset, "
-        f"CAST(kafka_ts AS TIMESTAMP_LTZ(3)) AS kafka_time, kafka_ts AS {row_time} FROM {kind}_input"
+        f"CAST(kafka_ts AS TIMESTAMP_LTZ(3)) AS kafka_time, kafka_ts AS {row_time}, "
+        # Arrival in list order, which tells a repeat from the record it repeats.
+        f"TO_TIMESTAMP_LTZ(id, 3) AS proc_time FROM {kind}_input"
     )
     for statement in render_templates(Config(), [f"views/{view}"]):
         t_env.execute_sql(statement)
@@ -147,7 +149,8 @@ def _check(
     assert drift is not None
     got = _verdicts(t_env, kind, payloads)
     assert sorted(got) == list(range(len(payloads)))  # every record came out, once
-    wanted = {i: reference(payload, KAFKA_TIME, drift) for i, payload in enumerate(payloads)}
+    reasons = repeats(payloads, [reference(payload, KAFKA_TIME, drift) for payload in payloads], kind.removesuffix("s"))
+    wanted = dict(enumerate(reasons))
     differ = [(payloads[i], got[i], wanted[i]) for i in range(len(payloads)) if got[i] != wanted[i]]
     print(f"{kind}: {sorted(Counter(str(reason) for reason in wanted.values()).items())}")
     assert not differ, f"{len(differ)} of {len(payloads)} differ (payload, job, reference), e.g.:\n" + "\n".join(

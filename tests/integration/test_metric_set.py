@@ -226,6 +226,26 @@ def run(kafka_broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> d
     start_ms = int(START.timestamp() * 1000)
     produce(cfg, cfg.topics.predictions, ((None, value, start_ms) for value, _ in BAD_PREDICTIONS))
     produce(cfg, cfg.topics.labels, ((None, value, start_ms) for value, _ in BAD_LABELS))
+    # Valid records again, as a producer's retry sends them: after the originals, in their partitions (same key).
+    # Dead letters, whichever spelling; the metrics must not count them twice.
+    repeated_predictions = [
+        predictions[10],
+        predictions[2000] | {"event_time": predictions[2000]["event_time"].replace("Z", "+00:00")},
+    ]
+    repeated_labels = [labels[100]]
+    produce(cfg, cfg.topics.predictions, json_records(repeated_predictions, "event_time"))
+    produce(cfg, cfg.topics.labels, json_records(repeated_labels, "label_time"))
+    repeats = [
+        (
+            cfg.topics.predictions,
+            json.dumps(row),
+            "repeats an earlier prediction (same transaction_id, model_version, event_time)",
+        )
+        for row in repeated_predictions
+    ] + [
+        (cfg.topics.labels, json.dumps(row), "repeats an earlier label (same transaction_id, label_time)")
+        for row in repeated_labels
+    ]
     result = run_cli(write_config(cfg, tmp / "modelmon.yaml"), "run", "--bounded")
     assert result.returncode == 0, result.stderr[-3000:]
     rows = list(read_topic(cfg, cfg.topics.metrics))
@@ -239,6 +259,7 @@ def run(kafka_broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> d
         "pairs": pairs,
         "rows": rows,
         "reference": reference_scores,
+        "repeats": repeats,
     }
 
 
@@ -489,6 +510,7 @@ def test_bad_records_are_dead_lettered_with_their_reason_and_every_pair_is_kept(
     predictions, labels = cfg.topics.predictions, cfg.topics.labels
     expected = [(predictions, value.decode(), reason) for value, reason in BAD_PREDICTIONS]
     expected += [(labels, value.decode(), reason) for value, reason in BAD_LABELS]
+    expected += run["repeats"]
     assert sorted((row["source_topic"], row["payload"], row["reason"]) for row in dead) == sorted(expected)
     joined = list(read_topic(cfg, cfg.topics.labelled_predictions))
     assert len(joined) == len(run["pairs"])

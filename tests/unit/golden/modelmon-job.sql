@@ -1,5 +1,7 @@
 SET 'table.exec.uid.generation' = 'ALWAYS';
 
+SET 'table.optimizer.reuse-optimize-block-with-digest-enabled' = 'true';
+
 SET 'pipeline.name' = 'modelmon';
 
 SET 'parallelism.default' = '1';
@@ -10,11 +12,13 @@ SET 'execution.checkpointing.interval' = '10000 ms';
 
 SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
 
-SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/4ca3c11d6f5e';
+SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/8fa90d2e7e12';
 
 SET 'execution.checkpointing.externalized-checkpoint-retention' = 'RETAIN_ON_CANCELLATION';
 
 SET 'state.backend.type' = 'hashmap';
+
+SET 'table.exec.state.ttl' = '21610000 ms';
 
 SET 'table.exec.sink.require-on-conflict' = 'false';
 
@@ -38,11 +42,10 @@ CREATE TABLE predictions_raw (
   kafka_partition INT METADATA FROM 'partition' VIRTUAL,
   kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
   kafka_time TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+  proc_time AS PROCTIME(),                                 -- arrival order, for telling copies apart
   -- Row time: the prediction's event_time; the Kafka timestamp only for records too broken to have one
   -- (those never reach a window, they only must not stall the watermark).
-  event_time AS COALESCE(CASE WHEN REGEXP(JSON_VALUE(payload, '$.event_time'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$')
-    THEN TRY_CAST(REGEXP_EXTRACT(JSON_VALUE(payload, '$.event_time'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) || ' ' || REGEXP_EXTRACT(JSON_VALUE(payload, '$.event_time'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 2)
-                  AS TIMESTAMP(3)) END, CAST(kafka_time AS TIMESTAMP(3))),
+  event_time AS COALESCE(TRY_CAST(OVERLAY(REGEXP_EXTRACT(JSON_VALUE(payload, '$.event_time'), '^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) PLACING ' ' FROM 11 FOR 1) AS TIMESTAMP(3)), CAST(kafka_time AS TIMESTAMP(3))),
   WATERMARK FOR event_time AS LEAST(event_time, CAST(kafka_time AS TIMESTAMP(3)) + INTERVAL '0 00:10:00.000' DAY TO SECOND(3)) - INTERVAL '0 00:00:05.000' DAY TO SECOND(3)
 ) WITH (
 'connector' = 'kafka',
@@ -63,10 +66,9 @@ CREATE TABLE labels_raw (
   kafka_partition INT METADATA FROM 'partition' VIRTUAL,
   kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
   kafka_time TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+  proc_time AS PROCTIME(),                                 -- arrival order, for telling copies apart
   -- Row time: when the label became known; the Kafka timestamp only for records without a valid one.
-  label_time AS COALESCE(CASE WHEN REGEXP(JSON_VALUE(payload, '$.label_time'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$')
-    THEN TRY_CAST(REGEXP_EXTRACT(JSON_VALUE(payload, '$.label_time'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) || ' ' || REGEXP_EXTRACT(JSON_VALUE(payload, '$.label_time'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 2)
-                  AS TIMESTAMP(3)) END, CAST(kafka_time AS TIMESTAMP(3))),
+  label_time AS COALESCE(TRY_CAST(OVERLAY(REGEXP_EXTRACT(JSON_VALUE(payload, '$.label_time'), '^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) PLACING ' ' FROM 11 FOR 1) AS TIMESTAMP(3)), CAST(kafka_time AS TIMESTAMP(3))),
   WATERMARK FOR label_time AS LEAST(label_time, CAST(kafka_time AS TIMESTAMP(3)) + INTERVAL '0 00:10:00.000' DAY TO SECOND(3)) - INTERVAL '0 00:00:05.000' DAY TO SECOND(3)
 ) WITH (
 'connector' = 'kafka',
@@ -96,12 +98,8 @@ CREATE TABLE labelled_predictions_replay (
   event_time STRING,                                       -- ISO-8601 UTC
   label_time STRING,                                       -- ISO-8601 UTC
   label_latency_s BIGINT,
-  event_ts AS CASE WHEN REGEXP(event_time, '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$')
-    THEN TRY_CAST(REGEXP_EXTRACT(event_time, '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) || ' ' || REGEXP_EXTRACT(event_time, '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 2)
-                  AS TIMESTAMP(3)) END,
-  label_ts AS CASE WHEN REGEXP(label_time, '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$')
-    THEN TRY_CAST(REGEXP_EXTRACT(label_time, '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) || ' ' || REGEXP_EXTRACT(label_time, '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 2)
-                  AS TIMESTAMP(3)) END,
+  event_ts AS TRY_CAST(OVERLAY(REGEXP_EXTRACT(event_time, '^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) PLACING ' ' FROM 11 FOR 1) AS TIMESTAMP(3)),
+  label_ts AS TRY_CAST(OVERLAY(REGEXP_EXTRACT(label_time, '^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) PLACING ' ' FROM 11 FOR 1) AS TIMESTAMP(3)),
   -- A label that came before its prediction (up to max_label_skew) leaves the join only once the prediction
   -- arrives, that much behind the others: the watermark waits for it.
   WATERMARK FOR label_ts AS label_ts - INTERVAL '0 00:00:05.000' DAY TO SECOND(3) - INTERVAL '0 00:00:10.000' DAY TO SECOND(3)
@@ -319,76 +317,133 @@ CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS mcnemar_pvalue AS 'modelmon.udfs.
 
 -- Predictions parsed from JSON and checked; `reason` is NULL for a valid row and says what is wrong
 -- otherwise (invalid rows go to the dead-letter topic, valid ones to the join).
+-- In steps that each compute a value once per record (see the macro `once`): the JSON fields as text, their
+-- values, the verdict, then whether a valid record repeats an earlier one. Every query that reads the view shares
+-- one copy of it (see render.STATE_SETTINGS).
 -- Grain: one row per Kafka record of the predictions topic.
-CREATE TEMPORARY VIEW predictions_checked AS
+CREATE TEMPORARY VIEW predictions_fields AS
 SELECT
-  *,
-  CASE
-    WHEN payload IS NULL OR NOT (payload IS JSON OBJECT) THEN 'not a JSON object'
+  payload,
+  kafka_partition,
+  kafka_offset,
+  kafka_time,
+  event_time,                                                         -- row time
+  proc_time,
+  CASE WHEN RAND() < 2 THEN payload IS JSON OBJECT END AS is_object,
+  CASE WHEN RAND() < 2 THEN JSON_VALUE(payload, '$.transaction_id') END AS transaction_id,
+  CASE WHEN RAND() < 2 THEN JSON_VALUE(payload, '$.model_version') END AS model_version,
+  CASE WHEN RAND() < 2 THEN JSON_VALUE(payload, '$.predicted_fraud_score') END AS score_text,
+  CASE WHEN RAND() < 2 THEN JSON_VALUE(payload, '$.predicted_fraud') END AS flag_text,
+  CASE WHEN RAND() < 2 THEN OVERLAY(REGEXP_EXTRACT(JSON_VALUE(payload, '$.event_time'), '^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) PLACING ' ' FROM 11 FOR 1) END AS event_time_text,
+  CASE WHEN RAND() < 2 THEN JSON_VALUE(payload, '$.country') END AS `country_text`,
+  CASE WHEN RAND() < 2 THEN JSON_VALUE(payload, '$.merchant_category') END AS `merchant_category_text`
+FROM predictions_raw;
+
+CREATE TEMPORARY VIEW predictions_verdicts AS
+SELECT
+  payload, kafka_partition, kafka_offset, kafka_time, event_time, proc_time,
+  transaction_id, model_version, predicted_fraud_score, predicted_fraud, event_time_parsed, `country`, `merchant_category`,
+  CASE WHEN RAND() < 2 THEN CASE
+    WHEN payload IS NULL OR NOT is_object THEN 'not a JSON object'
     WHEN transaction_id IS NULL OR CHAR_LENGTH(TRIM(transaction_id)) = 0 THEN 'missing transaction_id'
     WHEN CHAR_LENGTH(transaction_id) > 256 THEN 'transaction_id longer than 256 characters'
     WHEN model_version IS NULL OR CHAR_LENGTH(TRIM(model_version)) = 0 THEN 'missing model_version'
     WHEN CHAR_LENGTH(model_version) > 256 THEN 'model_version longer than 256 characters'
-    WHEN predicted_fraud_score IS NULL OR NOT REGEXP(JSON_VALUE(payload, '$.predicted_fraud_score'), '^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$')
+    WHEN predicted_fraud_score IS NULL OR NOT REGEXP(score_text, '^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$')
       THEN 'predicted_fraud_score missing or not a number'
     WHEN NOT (predicted_fraud_score BETWEEN 0 AND 1) THEN 'predicted_fraud_score outside [0, 1]'
     WHEN predicted_fraud IS NULL THEN 'predicted_fraud missing or not 0|1'
-    WHEN event_time_parsed IS NULL OR DATE_FORMAT(event_time_parsed, 'yyyy-MM-dd HH:mm:ss') <> SUBSTRING(JSON_VALUE(payload, '$.event_time') FROM 1 FOR 10) || ' ' || SUBSTRING(JSON_VALUE(payload, '$.event_time') FROM 12 FOR 8)
+    WHEN event_time_parsed IS NULL OR SUBSTRING(CAST(event_time_parsed AS STRING) FROM 1 FOR 19) <> SUBSTRING(event_time_text FROM 1 FOR 19)
       THEN 'event_time missing or not ISO-8601 UTC'
     WHEN event_time_parsed NOT BETWEEN CAST(kafka_time AS TIMESTAMP(3)) - INTERVAL '0 00:10:00.000' DAY TO SECOND(3)
                           AND CAST(kafka_time AS TIMESTAMP(3)) + INTERVAL '0 00:10:00.000' DAY TO SECOND(3)
       THEN 'event_time more than 10min from the record''s Kafka timestamp'
-  END AS reason
+  END END AS reason
 FROM (
   SELECT
-    payload,
-    kafka_partition,
-    kafka_offset,
-    kafka_time,
-    event_time,                                                         -- row time
-    JSON_VALUE(payload, '$.transaction_id') AS transaction_id,
-    JSON_VALUE(payload, '$.model_version') AS model_version,
-    TRY_CAST(JSON_VALUE(payload, '$.predicted_fraud_score') AS DOUBLE) AS predicted_fraud_score,
-    CASE JSON_VALUE(payload, '$.predicted_fraud') WHEN '0' THEN 0 WHEN '1' THEN 1 END AS predicted_fraud,  -- not 1.0, true or '01'
-    CASE WHEN REGEXP(JSON_VALUE(payload, '$.event_time'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$')
-    THEN TRY_CAST(REGEXP_EXTRACT(JSON_VALUE(payload, '$.event_time'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) || ' ' || REGEXP_EXTRACT(JSON_VALUE(payload, '$.event_time'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 2)
-                  AS TIMESTAMP(3)) END AS event_time_parsed,
-    CASE WHEN JSON_VALUE(payload, '$.country') IN ('US', 'GB', 'DE', 'FR', 'BR')
-     THEN JSON_VALUE(payload, '$.country') ELSE 'other' END AS `country`,
-    CASE WHEN JSON_VALUE(payload, '$.merchant_category') IN ('grocery', 'travel', 'electronics', 'gaming')
-     THEN JSON_VALUE(payload, '$.merchant_category') ELSE 'other' END AS `merchant_category`
-  FROM predictions_raw
+    *,
+    CASE WHEN RAND() < 2 THEN TRY_CAST(score_text AS DOUBLE) END AS predicted_fraud_score,
+    CASE flag_text WHEN '0' THEN 0 WHEN '1' THEN 1 END AS predicted_fraud,  -- not 1.0, true or '01'
+    CASE WHEN RAND() < 2 THEN TRY_CAST(event_time_text AS TIMESTAMP(3)) END AS event_time_parsed,
+    CASE WHEN country_text IN ('US', 'GB', 'DE', 'FR', 'BR')
+     THEN country_text ELSE 'other' END AS `country`,
+    CASE WHEN merchant_category_text IN ('grocery', 'travel', 'electronics', 'gaming')
+     THEN merchant_category_text ELSE 'other' END AS `merchant_category`
+  FROM predictions_fields
+);
+
+CREATE TEMPORARY VIEW predictions_checked AS
+SELECT
+  payload, kafka_partition, kafka_offset, kafka_time, event_time,
+  transaction_id, model_version, predicted_fraud_score, predicted_fraud, event_time_parsed, `country`, `merchant_category`,
+  COALESCE(reason, CASE WHEN valid_copies > 1
+                      THEN 'repeats an earlier prediction (same transaction_id, model_version, event_time)' END) AS reason
+FROM (
+  SELECT
+    *,
+    -- Invalid records share one key (NULL), so the state holds valid identities only.
+    COUNT(CASE WHEN reason IS NULL THEN 1 END) OVER (
+      PARTITION BY CASE WHEN reason IS NULL THEN transaction_id END, CASE WHEN reason IS NULL THEN model_version END, CASE WHEN reason IS NULL THEN event_time_parsed END
+      ORDER BY proc_time ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    ) AS valid_copies
+  FROM predictions_verdicts
 );
 
 -- Labels parsed from JSON and checked; `reason` is NULL for a valid row and says what is wrong otherwise.
+-- In steps, as views/predictions_checked.
 -- Grain: one row per Kafka record of the labels topic.
-CREATE TEMPORARY VIEW labels_checked AS
+CREATE TEMPORARY VIEW labels_fields AS
 SELECT
-  *,
-  CASE
-    WHEN payload IS NULL OR NOT (payload IS JSON OBJECT) THEN 'not a JSON object'
+  payload,
+  kafka_partition,
+  kafka_offset,
+  kafka_time,
+  label_time,                                                         -- row time
+  proc_time,
+  CASE WHEN RAND() < 2 THEN payload IS JSON OBJECT END AS is_object,
+  CASE WHEN RAND() < 2 THEN JSON_VALUE(payload, '$.transaction_id') END AS transaction_id,
+  CASE WHEN RAND() < 2 THEN JSON_VALUE(payload, '$.actual_fraud') END AS flag_text,
+  CASE WHEN RAND() < 2 THEN OVERLAY(REGEXP_EXTRACT(JSON_VALUE(payload, '$.label_time'), '^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) PLACING ' ' FROM 11 FOR 1) END AS label_time_text
+FROM labels_raw;
+
+CREATE TEMPORARY VIEW labels_verdicts AS
+SELECT
+  payload, kafka_partition, kafka_offset, kafka_time, label_time, proc_time,
+  transaction_id, actual_fraud, label_time_parsed,
+  CASE WHEN RAND() < 2 THEN CASE
+    WHEN payload IS NULL OR NOT is_object THEN 'not a JSON object'
     WHEN transaction_id IS NULL OR CHAR_LENGTH(TRIM(transaction_id)) = 0 THEN 'missing transaction_id'
     WHEN CHAR_LENGTH(transaction_id) > 256 THEN 'transaction_id longer than 256 characters'
     WHEN actual_fraud IS NULL THEN 'actual_fraud missing or not 0|1'
-    WHEN label_time_parsed IS NULL OR DATE_FORMAT(label_time_parsed, 'yyyy-MM-dd HH:mm:ss') <> SUBSTRING(JSON_VALUE(payload, '$.label_time') FROM 1 FOR 10) || ' ' || SUBSTRING(JSON_VALUE(payload, '$.label_time') FROM 12 FOR 8)
+    WHEN label_time_parsed IS NULL OR SUBSTRING(CAST(label_time_parsed AS STRING) FROM 1 FOR 19) <> SUBSTRING(label_time_text FROM 1 FOR 19)
       THEN 'label_time missing or not ISO-8601 UTC'
     WHEN label_time_parsed NOT BETWEEN CAST(kafka_time AS TIMESTAMP(3)) - INTERVAL '0 00:10:00.000' DAY TO SECOND(3)
                           AND CAST(kafka_time AS TIMESTAMP(3)) + INTERVAL '0 00:10:00.000' DAY TO SECOND(3)
       THEN 'label_time more than 10min from the record''s Kafka timestamp'
-  END AS reason
+  END END AS reason
 FROM (
   SELECT
-    payload,
-    kafka_partition,
-    kafka_offset,
-    kafka_time,
-    label_time,                                                         -- row time
-    JSON_VALUE(payload, '$.transaction_id') AS transaction_id,
-    CASE JSON_VALUE(payload, '$.actual_fraud') WHEN '0' THEN 0 WHEN '1' THEN 1 END AS actual_fraud,  -- not 1.0, true or '01'
-    CASE WHEN REGEXP(JSON_VALUE(payload, '$.label_time'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$')
-    THEN TRY_CAST(REGEXP_EXTRACT(JSON_VALUE(payload, '$.label_time'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) || ' ' || REGEXP_EXTRACT(JSON_VALUE(payload, '$.label_time'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 2)
-                  AS TIMESTAMP(3)) END AS label_time_parsed
-  FROM labels_raw
+    *,
+    CASE flag_text WHEN '0' THEN 0 WHEN '1' THEN 1 END AS actual_fraud,  -- not 1.0, true or '01'
+    CASE WHEN RAND() < 2 THEN TRY_CAST(label_time_text AS TIMESTAMP(3)) END AS label_time_parsed
+  FROM labels_fields
+);
+
+CREATE TEMPORARY VIEW labels_checked AS
+SELECT
+  payload, kafka_partition, kafka_offset, kafka_time, label_time,
+  transaction_id, actual_fraud, label_time_parsed,
+  COALESCE(reason, CASE WHEN valid_copies > 1
+                      THEN 'repeats an earlier label (same transaction_id, label_time)' END) AS reason
+FROM (
+  SELECT
+    *,
+    -- Invalid records share one key (NULL), so the state holds valid identities only.
+    COUNT(CASE WHEN reason IS NULL THEN 1 END) OVER (
+      PARTITION BY CASE WHEN reason IS NULL THEN transaction_id END, CASE WHEN reason IS NULL THEN label_time_parsed END
+      ORDER BY proc_time ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    ) AS valid_copies
+  FROM labels_verdicts
 );
 
 -- Each valid prediction joined to its label: an interval join, so state is kept only within the horizon.
@@ -444,12 +499,10 @@ SELECT
   label_time
 FROM live_input;
 
-CREATE TEMPORARY VIEW live_bins AS
+CREATE TEMPORARY VIEW live_fine AS
 SELECT
-  window_time AS bin_time,
-  CASE WHEN GROUPING(model_version) = 1 THEN '*' ELSE model_version END AS model_version,
-  CASE WHEN GROUPING(`country`) = 0 THEN 'country' WHEN GROUPING(`merchant_category`) = 0 THEN 'merchant_category' ELSE '*' END AS segment_key,
-  CASE WHEN GROUPING(`country`) = 0 THEN `country` WHEN GROUPING(`merchant_category`) = 0 THEN `merchant_category` ELSE '*' END AS segment_value,
+  window_time AS fine_time,
+  model_version, `country`, `merchant_category`,
   score_bin,
   calibration_bin,
   COUNT(*) FILTER (WHERE is_prediction) AS n_predictions,
@@ -502,6 +555,62 @@ SELECT
   COUNT(*) FILTER (WHERE label_latency_s <= 86400 AND label_latency_s > 43200) AS latency_26,
   COUNT(*) FILTER (WHERE label_latency_s > 86400) AS latency_27
 FROM TABLE(TUMBLE(TABLE live_observations, DESCRIPTOR(label_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
+GROUP BY window_start, window_end, window_time, model_version, `country`, `merchant_category`, score_bin, calibration_bin;
+
+CREATE TEMPORARY VIEW live_bins AS
+SELECT
+  window_time AS bin_time,
+  CASE WHEN GROUPING(model_version) = 1 THEN '*' ELSE model_version END AS model_version,
+  CASE WHEN GROUPING(`country`) = 0 THEN 'country' WHEN GROUPING(`merchant_category`) = 0 THEN 'merchant_category' ELSE '*' END AS segment_key,
+  CASE WHEN GROUPING(`country`) = 0 THEN `country` WHEN GROUPING(`merchant_category`) = 0 THEN `merchant_category` ELSE '*' END AS segment_value,
+  score_bin,
+  calibration_bin,
+  SUM(n_predictions) AS n_predictions,
+  SUM(predicted_positive) AS predicted_positive,
+  SUM(score_sum) AS score_sum,
+  SUM(expected_tp) AS expected_tp,
+  SUM(expected_fp) AS expected_fp,
+  SUM(expected_fn) AS expected_fn,
+  SUM(expected_tn) AS expected_tn,
+  SUM(n_labelled) AS n_labelled,
+  SUM(tp) AS tp,
+  SUM(fp) AS fp,
+  SUM(tn) AS tn,
+  SUM(fn) AS fn,
+  SUM(sq_err_sum) AS sq_err_sum,
+  SUM(log_loss_sum) AS log_loss_sum,
+  SUM(latency_0) AS latency_0,
+  SUM(latency_1) AS latency_1,
+  SUM(latency_2) AS latency_2,
+  SUM(latency_3) AS latency_3,
+  SUM(latency_4) AS latency_4,
+  SUM(latency_5) AS latency_5,
+  SUM(latency_6) AS latency_6,
+  SUM(latency_7) AS latency_7,
+  SUM(latency_8) AS latency_8,
+  SUM(latency_9) AS latency_9,
+  SUM(latency_10) AS latency_10,
+  SUM(latency_11) AS latency_11,
+  SUM(latency_12) AS latency_12,
+  SUM(latency_13) AS latency_13,
+  SUM(latency_14) AS latency_14,
+  SUM(latency_15) AS latency_15,
+  SUM(latency_16) AS latency_16,
+  SUM(latency_17) AS latency_17,
+  SUM(latency_18) AS latency_18,
+  SUM(latency_19) AS latency_19,
+  SUM(latency_20) AS latency_20,
+  SUM(latency_21) AS latency_21,
+  SUM(latency_22) AS latency_22,
+  SUM(latency_23) AS latency_23,
+  SUM(latency_24) AS latency_24,
+  SUM(latency_25) AS latency_25,
+  SUM(latency_26) AS latency_26,
+  SUM(latency_27) AS latency_27,
+  SUM(pos) AS pos,
+  SUM(neg) AS neg,
+  SUM(labelled_score_sum) AS labelled_score_sum
+FROM TABLE(TUMBLE(TABLE live_fine, DESCRIPTOR(fine_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
 GROUP BY window_start, window_end, window_time, score_bin, calibration_bin, GROUPING SETS ((model_version), (), (model_version, `country`), (`country`), (model_version, `merchant_category`), (`merchant_category`));
 
 CREATE TEMPORARY VIEW live_windows AS
@@ -659,12 +768,10 @@ SELECT
 FROM predictions_checked
 WHERE reason IS NULL;
 
-CREATE TEMPORARY VIEW unlabelled_bins AS
+CREATE TEMPORARY VIEW unlabelled_fine AS
 SELECT
-  window_time AS bin_time,
-  CASE WHEN GROUPING(model_version) = 1 THEN '*' ELSE model_version END AS model_version,
-  CASE WHEN GROUPING(`country`) = 0 THEN 'country' WHEN GROUPING(`merchant_category`) = 0 THEN 'merchant_category' ELSE '*' END AS segment_key,
-  CASE WHEN GROUPING(`country`) = 0 THEN `country` WHEN GROUPING(`merchant_category`) = 0 THEN `merchant_category` ELSE '*' END AS segment_value,
+  window_time AS fine_time,
+  model_version, `country`, `merchant_category`,
   score_bin,
   calibration_bin,
   COUNT(*) FILTER (WHERE is_prediction) AS n_predictions,
@@ -717,6 +824,62 @@ SELECT
   COUNT(*) FILTER (WHERE label_latency_s <= 86400 AND label_latency_s > 43200) AS latency_26,
   COUNT(*) FILTER (WHERE label_latency_s > 86400) AS latency_27
 FROM TABLE(TUMBLE(TABLE unlabelled_observations, DESCRIPTOR(event_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
+GROUP BY window_start, window_end, window_time, model_version, `country`, `merchant_category`, score_bin, calibration_bin;
+
+CREATE TEMPORARY VIEW unlabelled_bins AS
+SELECT
+  window_time AS bin_time,
+  CASE WHEN GROUPING(model_version) = 1 THEN '*' ELSE model_version END AS model_version,
+  CASE WHEN GROUPING(`country`) = 0 THEN 'country' WHEN GROUPING(`merchant_category`) = 0 THEN 'merchant_category' ELSE '*' END AS segment_key,
+  CASE WHEN GROUPING(`country`) = 0 THEN `country` WHEN GROUPING(`merchant_category`) = 0 THEN `merchant_category` ELSE '*' END AS segment_value,
+  score_bin,
+  calibration_bin,
+  SUM(n_predictions) AS n_predictions,
+  SUM(predicted_positive) AS predicted_positive,
+  SUM(score_sum) AS score_sum,
+  SUM(expected_tp) AS expected_tp,
+  SUM(expected_fp) AS expected_fp,
+  SUM(expected_fn) AS expected_fn,
+  SUM(expected_tn) AS expected_tn,
+  SUM(n_labelled) AS n_labelled,
+  SUM(tp) AS tp,
+  SUM(fp) AS fp,
+  SUM(tn) AS tn,
+  SUM(fn) AS fn,
+  SUM(sq_err_sum) AS sq_err_sum,
+  SUM(log_loss_sum) AS log_loss_sum,
+  SUM(latency_0) AS latency_0,
+  SUM(latency_1) AS latency_1,
+  SUM(latency_2) AS latency_2,
+  SUM(latency_3) AS latency_3,
+  SUM(latency_4) AS latency_4,
+  SUM(latency_5) AS latency_5,
+  SUM(latency_6) AS latency_6,
+  SUM(latency_7) AS latency_7,
+  SUM(latency_8) AS latency_8,
+  SUM(latency_9) AS latency_9,
+  SUM(latency_10) AS latency_10,
+  SUM(latency_11) AS latency_11,
+  SUM(latency_12) AS latency_12,
+  SUM(latency_13) AS latency_13,
+  SUM(latency_14) AS latency_14,
+  SUM(latency_15) AS latency_15,
+  SUM(latency_16) AS latency_16,
+  SUM(latency_17) AS latency_17,
+  SUM(latency_18) AS latency_18,
+  SUM(latency_19) AS latency_19,
+  SUM(latency_20) AS latency_20,
+  SUM(latency_21) AS latency_21,
+  SUM(latency_22) AS latency_22,
+  SUM(latency_23) AS latency_23,
+  SUM(latency_24) AS latency_24,
+  SUM(latency_25) AS latency_25,
+  SUM(latency_26) AS latency_26,
+  SUM(latency_27) AS latency_27,
+  SUM(pos) AS pos,
+  SUM(neg) AS neg,
+  SUM(labelled_score_sum) AS labelled_score_sum
+FROM TABLE(TUMBLE(TABLE unlabelled_fine, DESCRIPTOR(fine_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
 GROUP BY window_start, window_end, window_time, score_bin, calibration_bin, GROUPING SETS ((model_version), (), (model_version, `country`), (`country`), (model_version, `merchant_category`), (`merchant_category`));
 
 CREATE TEMPORARY VIEW unlabelled_windows AS
@@ -901,13 +1064,11 @@ SELECT
   label_time AS arrival_time
 FROM live_input;
 
-CREATE TEMPORARY VIEW revision_bins AS
+CREATE TEMPORARY VIEW revision_fine AS
 SELECT
-  window_time AS bin_time,
+  window_time AS fine_time,
   cohort_start,
-  CASE WHEN GROUPING(model_version) = 1 THEN '*' ELSE model_version END AS model_version,
-  CASE WHEN GROUPING(`country`) = 0 THEN 'country' WHEN GROUPING(`merchant_category`) = 0 THEN 'merchant_category' ELSE '*' END AS segment_key,
-  CASE WHEN GROUPING(`country`) = 0 THEN `country` WHEN GROUPING(`merchant_category`) = 0 THEN `merchant_category` ELSE '*' END AS segment_value,
+  model_version, `country`, `merchant_category`,
   score_bin,
   calibration_bin,
   COUNT(*) FILTER (WHERE is_prediction) AS n_predictions,
@@ -960,6 +1121,63 @@ SELECT
   COUNT(*) FILTER (WHERE label_latency_s <= 86400 AND label_latency_s > 43200) AS latency_26,
   COUNT(*) FILTER (WHERE label_latency_s > 86400) AS latency_27
 FROM TABLE(TUMBLE(TABLE revision_observations, DESCRIPTOR(arrival_time), INTERVAL '0 00:00:10.000' DAY TO SECOND(3)))
+GROUP BY window_start, window_end, window_time, cohort_start, model_version, `country`, `merchant_category`, score_bin, calibration_bin;
+
+CREATE TEMPORARY VIEW revision_bins AS
+SELECT
+  window_time AS bin_time,
+  cohort_start,
+  CASE WHEN GROUPING(model_version) = 1 THEN '*' ELSE model_version END AS model_version,
+  CASE WHEN GROUPING(`country`) = 0 THEN 'country' WHEN GROUPING(`merchant_category`) = 0 THEN 'merchant_category' ELSE '*' END AS segment_key,
+  CASE WHEN GROUPING(`country`) = 0 THEN `country` WHEN GROUPING(`merchant_category`) = 0 THEN `merchant_category` ELSE '*' END AS segment_value,
+  score_bin,
+  calibration_bin,
+  SUM(n_predictions) AS n_predictions,
+  SUM(predicted_positive) AS predicted_positive,
+  SUM(score_sum) AS score_sum,
+  SUM(expected_tp) AS expected_tp,
+  SUM(expected_fp) AS expected_fp,
+  SUM(expected_fn) AS expected_fn,
+  SUM(expected_tn) AS expected_tn,
+  SUM(n_labelled) AS n_labelled,
+  SUM(tp) AS tp,
+  SUM(fp) AS fp,
+  SUM(tn) AS tn,
+  SUM(fn) AS fn,
+  SUM(sq_err_sum) AS sq_err_sum,
+  SUM(log_loss_sum) AS log_loss_sum,
+  SUM(latency_0) AS latency_0,
+  SUM(latency_1) AS latency_1,
+  SUM(latency_2) AS latency_2,
+  SUM(latency_3) AS latency_3,
+  SUM(latency_4) AS latency_4,
+  SUM(latency_5) AS latency_5,
+  SUM(latency_6) AS latency_6,
+  SUM(latency_7) AS latency_7,
+  SUM(latency_8) AS latency_8,
+  SUM(latency_9) AS latency_9,
+  SUM(latency_10) AS latency_10,
+  SUM(latency_11) AS latency_11,
+  SUM(latency_12) AS latency_12,
+  SUM(latency_13) AS latency_13,
+  SUM(latency_14) AS latency_14,
+  SUM(latency_15) AS latency_15,
+  SUM(latency_16) AS latency_16,
+  SUM(latency_17) AS latency_17,
+  SUM(latency_18) AS latency_18,
+  SUM(latency_19) AS latency_19,
+  SUM(latency_20) AS latency_20,
+  SUM(latency_21) AS latency_21,
+  SUM(latency_22) AS latency_22,
+  SUM(latency_23) AS latency_23,
+  SUM(latency_24) AS latency_24,
+  SUM(latency_25) AS latency_25,
+  SUM(latency_26) AS latency_26,
+  SUM(latency_27) AS latency_27,
+  SUM(pos) AS pos,
+  SUM(neg) AS neg,
+  SUM(labelled_score_sum) AS labelled_score_sum
+FROM TABLE(TUMBLE(TABLE revision_fine, DESCRIPTOR(fine_time), INTERVAL '0 00:00:10.000' DAY TO SECOND(3)))
 GROUP BY window_start, window_end, window_time, cohort_start, score_bin, calibration_bin, GROUPING SETS ((model_version), (), (model_version, `country`), (`country`), (model_version, `merchant_category`), (`merchant_category`));
 
 CREATE TEMPORARY VIEW revision_windows AS
@@ -1196,12 +1414,10 @@ SELECT
   event_time
 FROM labelled_predictions;
 
-CREATE TEMPORARY VIEW cohort_bins AS
+CREATE TEMPORARY VIEW cohort_fine AS
 SELECT
-  window_time AS bin_time,
-  CASE WHEN GROUPING(model_version) = 1 THEN '*' ELSE model_version END AS model_version,
-  CASE WHEN GROUPING(`country`) = 0 THEN 'country' WHEN GROUPING(`merchant_category`) = 0 THEN 'merchant_category' ELSE '*' END AS segment_key,
-  CASE WHEN GROUPING(`country`) = 0 THEN `country` WHEN GROUPING(`merchant_category`) = 0 THEN `merchant_category` ELSE '*' END AS segment_value,
+  window_time AS fine_time,
+  model_version, `country`, `merchant_category`,
   score_bin,
   calibration_bin,
   COUNT(*) FILTER (WHERE is_prediction) AS n_predictions,
@@ -1254,6 +1470,62 @@ SELECT
   COUNT(*) FILTER (WHERE label_latency_s <= 86400 AND label_latency_s > 43200) AS latency_26,
   COUNT(*) FILTER (WHERE label_latency_s > 86400) AS latency_27
 FROM TABLE(TUMBLE(TABLE cohort_observations, DESCRIPTOR(event_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
+GROUP BY window_start, window_end, window_time, model_version, `country`, `merchant_category`, score_bin, calibration_bin;
+
+CREATE TEMPORARY VIEW cohort_bins AS
+SELECT
+  window_time AS bin_time,
+  CASE WHEN GROUPING(model_version) = 1 THEN '*' ELSE model_version END AS model_version,
+  CASE WHEN GROUPING(`country`) = 0 THEN 'country' WHEN GROUPING(`merchant_category`) = 0 THEN 'merchant_category' ELSE '*' END AS segment_key,
+  CASE WHEN GROUPING(`country`) = 0 THEN `country` WHEN GROUPING(`merchant_category`) = 0 THEN `merchant_category` ELSE '*' END AS segment_value,
+  score_bin,
+  calibration_bin,
+  SUM(n_predictions) AS n_predictions,
+  SUM(predicted_positive) AS predicted_positive,
+  SUM(score_sum) AS score_sum,
+  SUM(expected_tp) AS expected_tp,
+  SUM(expected_fp) AS expected_fp,
+  SUM(expected_fn) AS expected_fn,
+  SUM(expected_tn) AS expected_tn,
+  SUM(n_labelled) AS n_labelled,
+  SUM(tp) AS tp,
+  SUM(fp) AS fp,
+  SUM(tn) AS tn,
+  SUM(fn) AS fn,
+  SUM(sq_err_sum) AS sq_err_sum,
+  SUM(log_loss_sum) AS log_loss_sum,
+  SUM(latency_0) AS latency_0,
+  SUM(latency_1) AS latency_1,
+  SUM(latency_2) AS latency_2,
+  SUM(latency_3) AS latency_3,
+  SUM(latency_4) AS latency_4,
+  SUM(latency_5) AS latency_5,
+  SUM(latency_6) AS latency_6,
+  SUM(latency_7) AS latency_7,
+  SUM(latency_8) AS latency_8,
+  SUM(latency_9) AS latency_9,
+  SUM(latency_10) AS latency_10,
+  SUM(latency_11) AS latency_11,
+  SUM(latency_12) AS latency_12,
+  SUM(latency_13) AS latency_13,
+  SUM(latency_14) AS latency_14,
+  SUM(latency_15) AS latency_15,
+  SUM(latency_16) AS latency_16,
+  SUM(latency_17) AS latency_17,
+  SUM(latency_18) AS latency_18,
+  SUM(latency_19) AS latency_19,
+  SUM(latency_20) AS latency_20,
+  SUM(latency_21) AS latency_21,
+  SUM(latency_22) AS latency_22,
+  SUM(latency_23) AS latency_23,
+  SUM(latency_24) AS latency_24,
+  SUM(latency_25) AS latency_25,
+  SUM(latency_26) AS latency_26,
+  SUM(latency_27) AS latency_27,
+  SUM(pos) AS pos,
+  SUM(neg) AS neg,
+  SUM(labelled_score_sum) AS labelled_score_sum
+FROM TABLE(TUMBLE(TABLE cohort_fine, DESCRIPTOR(fine_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
 GROUP BY window_start, window_end, window_time, score_bin, calibration_bin, GROUPING SETS ((model_version), (), (model_version, `country`), (`country`), (model_version, `merchant_category`), (`merchant_category`));
 
 CREATE TEMPORARY VIEW cohort_windows AS
