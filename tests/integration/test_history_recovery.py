@@ -134,6 +134,17 @@ def test_sigkill_and_restart_leave_no_duplicate_and_no_missing_history_row(
     assert "resuming from checkpoint" in log.read_text()
     # Every label joined exactly once, whatever the kill cut off and the restart replayed.
     assert _labelled(cfg) == sorted((p["transaction_id"], p["model_version"], p["label_time"]) for p in pairs)
+    # And only the labels no prediction matches are dead letters, once each.
+    paired = {(p["transaction_id"], p["label_time"]) for p in pairs}
+    unmatched = sorted(
+        json.dumps(label) for label in data.labels if (label["transaction_id"], label["label_time"]) not in paired
+    )
+    dead = sorted(row["payload"] for row in read_topic(cfg, cfg.topics.dead_letter, idle_timeout_s=2))
+    wrong = sorted(set(dead) - set(unmatched))
+    assert dead == unmatched, (
+        f"{len(dead)} dead letters, {len(unmatched)} unmatched labels; restart at {records[cut].due_time}; "
+        f"dead letters of matched labels, e.g. {wrong[:3]} ... {wrong[-3:]}"
+    )
     result = run_cli(config_file, "history", "sync")
     assert result.returncode == 0, result.stderr[-2000:]
     table = _history(cfg)

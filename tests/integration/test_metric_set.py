@@ -179,7 +179,7 @@ def dataset() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         seed=11,
     )
     predictions, labels = out_of_order_dataset(sim, START, 4000, shuffle_seed=5, shuffle_predictions=True)
-    # Valid labels no prediction matches, which must change nothing: an unknown transaction, a label 30 s
+    # Valid labels no prediction matches, for the dead-letter topic: an unknown transaction, a label 30 s
     # before its prediction (the skew allows 10 s) and one an hour after it (the horizon is 3 min).
     first = predictions[50]
     event = datetime.fromisoformat(first["event_time"])
@@ -256,6 +256,7 @@ def run(kafka_broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> d
         "cfg": cfg,
         "config_file": tmp / "modelmon.yaml",
         "predictions": predictions,
+        "labels": labels,
         "pairs": pairs,
         "rows": rows,
         "reference": reference_scores,
@@ -507,9 +508,16 @@ def test_live_page_shows_the_runs_metrics_in_a_browser(run: dict[str, Any]) -> N
 def test_bad_records_are_dead_lettered_with_their_reason_and_every_pair_is_kept(run: dict[str, Any]) -> None:
     cfg: Config = run["cfg"]
     dead = list(read_topic(cfg, cfg.topics.dead_letter))
+    # Valid labels without a pair, as the oracle's join finds them: the three made so, and those the simulator
+    # delivered after the horizon.
+    paired = {(pair["transaction_id"], pair["label_time"]) for pair in run["pairs"]}
+    unmatched = [label for label in run["labels"] if (label["transaction_id"], label["label_time"]) not in paired]
+    assert {"ghost-1"} < {label["transaction_id"] for label in unmatched} and len(unmatched) > 3
+    no_pair = "no prediction of this transaction_id made between 3min before and 10s after label_time"
     predictions, labels = cfg.topics.predictions, cfg.topics.labels
     expected = [(predictions, value.decode(), reason) for value, reason in BAD_PREDICTIONS]
     expected += [(labels, value.decode(), reason) for value, reason in BAD_LABELS]
+    expected += [(labels, json.dumps(label), no_pair) for label in unmatched]
     expected += run["repeats"]
     assert sorted((row["source_topic"], row["payload"], row["reason"]) for row in dead) == sorted(expected)
     joined = list(read_topic(cfg, cfg.topics.labelled_predictions))

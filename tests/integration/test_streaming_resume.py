@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from modelmon.producers.simulator import TimedRecord, epoch_millis, generate, is_prediction
 
-from modelmon.config import Config, SimulatorConfig
+from modelmon.config import Config, SimulatorConfig, format_duration
 from modelmon.kafka_local import LocalKafka
 from modelmon.topics import read_topic
 from tests.kafka_helpers import LiveRows, fresh_config, live_rows, produce, write_config
@@ -69,7 +69,12 @@ def test_stop_and_start_again_joins_every_label_once(kafka_broker: LocalKafka, d
 
     _produce(cfg, data.records[:cut])
     _run_until(config_file, tmp_path / "job.log", cfg, lambda rows: len(rows) > 0, timeout_s=240)
-    _produce(cfg, data.records[cut:])
+    # After the restart, a producer's retries of records the first run took: only the restored state of the
+    # repeat check knows them.
+    retried = [r for r in data.records[:cut] if is_prediction(r)][-3:] + [
+        r for r in data.records[:cut] if not is_prediction(r)
+    ][-2:]
+    _produce(cfg, data.records[cut:] + retried)
     _run_until(config_file, tmp_path / "job.log", cfg, lambda rows: _joined_count(cfg) >= len(pairs), timeout_s=240)
 
     assert "resuming from checkpoint" in (tmp_path / "job.log").read_text()
@@ -77,6 +82,24 @@ def test_stop_and_start_again_joins_every_label_once(kafka_broker: LocalKafka, d
     assert sorted((r["transaction_id"], r["model_version"], r["label_time"]) for r in rows) == sorted(
         (p["transaction_id"], p["model_version"], p["label_time"]) for p in pairs
     )
+    # Dead letters: the retries, and the labels no prediction matches, each once.
+    paired = {(p["transaction_id"], p["label_time"]) for p in pairs}
+    unmatched = [label for label in data.labels if (label["transaction_id"], label["label_time"]) not in paired]
+    no_pair = (
+        f"no prediction of this transaction_id made between {format_duration(cfg.join.label_horizon)} before and "
+        f"{format_duration(cfg.join.max_label_skew)} after label_time"
+    )
+    expected = [(json.dumps(label), no_pair) for label in unmatched] + [
+        (
+            json.dumps(r.value),
+            "repeats an earlier prediction (same transaction_id, model_version, event_time)"
+            if is_prediction(r)
+            else "repeats an earlier label (same transaction_id, label_time)",
+        )
+        for r in retried
+    ]
+    dead = [(row["payload"], row["reason"]) for row in read_topic(cfg, cfg.topics.dead_letter, idle_timeout_s=2)]
+    assert sorted(dead) == sorted(expected)
     # No window counts a label twice, whatever the restart replayed.
     expected = live_view(pairs, cfg.windows.size)
     for key, row in live_rows(cfg, idle_timeout_s=2).items():

@@ -12,7 +12,7 @@ SET 'execution.checkpointing.interval' = '10000 ms';
 
 SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
 
-SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/8fa90d2e7e12';
+SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/21d71d4e55ba';
 
 SET 'execution.checkpointing.externalized-checkpoint-retention' = 'RETAIN_ON_CANCELLATION';
 
@@ -446,25 +446,46 @@ FROM (
   FROM labels_verdicts
 );
 
--- Each valid prediction joined to its label: an interval join, so state is kept only within the horizon.
--- A label may precede its prediction by at most max_label_skew and follow it by at most label_horizon.
--- Grain: one row per (prediction, label) pair; several model versions scoring one transaction give several.
-CREATE TEMPORARY VIEW labelled_predictions AS
+-- Each valid label joined to the valid predictions of its transaction: an interval join, so state is kept only
+-- within the horizon. A label may precede its prediction by at most max_label_skew and follow it by at most
+-- label_horizon. Outer on the label's side: a label no prediction matches (an unknown transaction id, or one
+-- whose prediction is more than the horizon before it or the skew after it) comes out once with NULL
+-- prediction columns, when the watermark has passed the last moment its prediction could still arrive.
+-- Grain: one row per (prediction, label) pair, and one per label without a pair.
+CREATE TEMPORARY VIEW labels_joined AS
 SELECT
-  p.transaction_id,
+  l.transaction_id,
   p.model_version, p.`country`, p.`merchant_category`,
   p.predicted_fraud_score,
   p.predicted_fraud,
   l.actual_fraud,
   p.event_time,                                                       -- when the prediction was made
   l.label_time,                                                       -- when its label became known
-  CAST(TIMESTAMPDIFF(SECOND, p.event_time, l.label_time) AS BIGINT) AS label_latency_s
-FROM predictions_checked AS p
-JOIN labels_checked AS l
+  CAST(TIMESTAMPDIFF(SECOND, p.event_time, l.label_time) AS BIGINT) AS label_latency_s,
+  p.transaction_id IS NOT NULL AS matched,
+  l.payload,
+  l.kafka_partition,
+  l.kafka_offset,
+  l.kafka_time
+FROM (SELECT * FROM labels_checked WHERE reason IS NULL) AS l
+LEFT JOIN (SELECT * FROM predictions_checked WHERE reason IS NULL) AS p
   ON p.transaction_id = l.transaction_id
  AND l.label_time BETWEEN p.event_time - INTERVAL '0 00:00:10.000' DAY TO SECOND(3)
-                      AND p.event_time + INTERVAL '0 06:00:00.000' DAY TO SECOND(3)
-WHERE p.reason IS NULL AND l.reason IS NULL;
+                      AND p.event_time + INTERVAL '0 06:00:00.000' DAY TO SECOND(3);
+
+-- Grain: one row per (prediction, label) pair; several model versions scoring one transaction give several.
+CREATE TEMPORARY VIEW labelled_predictions AS
+SELECT
+  transaction_id,
+  model_version, `country`, `merchant_category`,
+  predicted_fraud_score,
+  predicted_fraud,
+  actual_fraud,
+  event_time,
+  label_time,
+  label_latency_s
+FROM labels_joined
+WHERE matched;
 
 -- The live view: of the labels that arrived in each window of label_time, how right were the predictions?
 -- Final when the window closes; never waits for the horizon.
@@ -1779,7 +1800,8 @@ SELECT * FROM comparison_metrics;
 EXECUTE STATEMENT SET
 BEGIN
 
--- Every invalid input record, predictions and labels alike, to the dead-letter topic with its reason.
+-- Every invalid input record, predictions and labels alike, to the dead-letter topic with its reason; and every
+-- valid label that no prediction matched within [event_time - max_label_skew, event_time + label_horizon].
 INSERT INTO dead_letter_sink
 SELECT 'predictions', reason, payload, kafka_partition, kafka_offset, DATE_FORMAT(CAST(kafka_time AS TIMESTAMP(3)), 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''')
 FROM predictions_checked
@@ -1787,7 +1809,12 @@ WHERE reason IS NOT NULL
 UNION ALL
 SELECT 'labels', reason, payload, kafka_partition, kafka_offset, DATE_FORMAT(CAST(kafka_time AS TIMESTAMP(3)), 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''')
 FROM labels_checked
-WHERE reason IS NOT NULL;
+WHERE reason IS NOT NULL
+UNION ALL
+SELECT 'labels', 'no prediction of this transaction_id made between 6h before and 10s after label_time',
+  payload, kafka_partition, kafka_offset, DATE_FORMAT(CAST(kafka_time AS TIMESTAMP(3)), 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''')
+FROM labels_joined
+WHERE NOT matched;
 
 -- Joined rows to the labelled-predictions topic, times as ISO-8601 UTC text.
 INSERT INTO labelled_predictions_sink
