@@ -76,6 +76,19 @@ def run_benchmarks(opts: BenchOptions, echo: Callable[[str], None]) -> dict[str,
     runs: list[RunResult] = []
     latency: Latency | None = None
     state: StateSize | None = None
+
+    def save() -> dict[str, Any]:
+        """Writes the figures so far: a run cut short keeps what it measured."""
+        meta = {
+            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+            "latency_window": "10s",
+            "latency_rate": opts.latency_rate,
+        }
+        result = as_json(runs, latency, state, meta)
+        (opts.out_dir / "results.json").write_text(json.dumps(result, indent=1))
+        (opts.out_dir / "results.md").write_text(as_markdown(result))
+        return result
+
     try:
         for size in sorted(set(opts.sizes) | {opts.events}):
             cfg = _config(opts, f"{size}")
@@ -97,6 +110,7 @@ def run_benchmarks(opts: BenchOptions, echo: Callable[[str], None]) -> dict[str,
                 )
                 echo(f"  {run.net_runtime_s:.1f} s, {run.events_per_s:,.0f} events/s")
                 runs.append(run)
+                save()
         if opts.latency:
             cfg = _config(opts, "latency", {"windows": {"size": "10s"}, "exporter": {"port": BROKER_PORT + 10}})
             ensure_topics(cfg)
@@ -109,6 +123,7 @@ def run_benchmarks(opts: BenchOptions, echo: Callable[[str], None]) -> dict[str,
                 log=log,
                 echo=echo,
             )
+            save()
         if opts.state:
             cfg = _config(opts, "state", {"join": {"label_horizon": "6h"}})
             ensure_topics(cfg)
@@ -119,12 +134,4 @@ def run_benchmarks(opts: BenchOptions, echo: Callable[[str], None]) -> dict[str,
             )
     finally:
         broker.stop()
-    result = as_json(
-        runs,
-        latency,
-        state,
-        {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "latency_window": "10s", "latency_rate": opts.latency_rate},
-    )
-    (opts.out_dir / "results.json").write_text(json.dumps(result, indent=1))
-    (opts.out_dir / "results.md").write_text(as_markdown(result))
-    return result
+    return save()

@@ -14,6 +14,10 @@ from modelmon.config import Config, SimulatorConfig
 START = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
 # Per transaction: a prediction by each of the two versions and, as every one is labelled, one label.
 EVENTS_PER_TRANSACTION = 3
+# The preload waits for the producer to send everything every this many records. Without it, the loop that
+# builds and encodes records holds the GIL so much that kafka-python's I/O thread falls behind, and batches
+# expire in its buffer after delivery.timeout.ms (120 s) on inputs of 2 million events.
+FLUSH_EVERY = 50_000
 
 
 def simulator_config(rate: float) -> SimulatorConfig:
@@ -40,6 +44,10 @@ def preload(cfg: Config, events: int, *, rate: float, progress: Callable[[str], 
                 continue
             writer.write(record)
             written += 1
+            if written % FLUSH_EVERY == 0:
+                problem = writer.flush(timeout_s=300)
+                if problem or writer.errors:
+                    raise RuntimeError(f"preloading failed after {written:,} events: {problem or writer.first_error}")
             if written % 500_000 == 0:
                 progress(f"  preloaded {written:,} events ({written / (time.monotonic() - started):,.0f}/s)")
     finally:

@@ -476,16 +476,20 @@ class KafkaWriter:
         if self.first_error is None:
             self.first_error = error
 
-    def close(self, timeout_s: float = FLUSH_TIMEOUT_S) -> str | None:
-        """Flush and close; returns why the flush failed, or None when every buffered record was sent."""
-        problem = None
+    def flush(self, timeout_s: float = FLUSH_TIMEOUT_S) -> str | None:
+        """Wait until every buffered record is sent; returns why that failed, or None."""
         try:
             self._producer.flush(timeout=timeout_s)
         except Exception as exc:  # kafka-python raises KafkaTimeoutError; any failure is only reported
-            problem = f"flush failed: {exc}"
+            return f"flush failed: {exc}"
+        return None
+
+    def close(self, timeout_s: float = FLUSH_TIMEOUT_S) -> str | None:
+        """Flush and close; returns why the flush failed, or None when every buffered record was sent."""
+        try:
+            return self.flush(timeout_s)
         finally:
             self._producer.close(timeout=timeout_s)
-        return problem
 
 
 # -- control events ---------------------------------------------------------------------------------------

@@ -368,6 +368,7 @@ class FakeProducer:
         self.fail_every = fail_every
         self.flushed = False
         self.closed = False
+        self.flush_error: Exception | None = None
 
     def send(self, topic: str, *, value: bytes, key: bytes, timestamp_ms: int) -> FakeFuture:
         if self.interrupt_after is not None and len(self.sent) >= self.interrupt_after:
@@ -377,6 +378,8 @@ class FakeProducer:
         return FakeFuture(RuntimeError("broker said no") if failing else None)
 
     def flush(self, timeout: float | None = None) -> None:
+        if self.flush_error is not None:
+            raise self.flush_error
         self.flushed = True
 
     def close(self, timeout: float | None = None) -> None:
@@ -409,6 +412,16 @@ def test_writer_counts_failed_sends() -> None:
         writer.write(record)
     assert writer.errors == 150 // 10
     assert isinstance(writer.first_error, RuntimeError)
+
+
+def test_writer_reports_a_failed_flush_and_still_closes() -> None:
+    producer = FakeProducer()
+    writer = KafkaWriter(producer, Config().topics)
+    assert writer.flush() is None and producer.flushed
+    producer.flush_error = TimeoutError("Expiring 70 record(s)")
+    assert writer.flush() == "flush failed: Expiring 70 record(s)"
+    assert writer.close() == "flush failed: Expiring 70 record(s)"
+    assert producer.closed
 
 
 def test_replay_writes_every_record_without_sleeping() -> None:
