@@ -39,6 +39,12 @@ def join_labels(
     return pairs
 
 
+def unmatched_labels(labels: Iterable[dict[str, Any]], pairs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The labels join_labels left without a pair (the job's dead letters), in their order."""
+    paired = {(pair["transaction_id"], pair["label_time"]) for pair in pairs}
+    return [label for label in labels if (label["transaction_id"], label["label_time"]) not in paired]
+
+
 def _nan_to_none(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 

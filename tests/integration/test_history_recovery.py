@@ -25,7 +25,7 @@ from modelmon.kafka_local import LocalKafka
 from modelmon.paths import history_dir
 from modelmon.topics import METRICS_KEY, latest_metrics, read_topic
 from tests.kafka_helpers import fresh_config, produce, run_cli, write_config
-from tests.oracle import join_labels
+from tests.oracle import join_labels, unmatched_labels
 
 pytestmark = pytest.mark.integration
 
@@ -135,10 +135,7 @@ def test_sigkill_and_restart_leave_no_duplicate_and_no_missing_history_row(
     # Every label joined exactly once, whatever the kill cut off and the restart replayed.
     assert _labelled(cfg) == sorted((p["transaction_id"], p["model_version"], p["label_time"]) for p in pairs)
     # And only the labels no prediction matches are dead letters, once each.
-    paired = {(p["transaction_id"], p["label_time"]) for p in pairs}
-    unmatched = sorted(
-        json.dumps(label) for label in data.labels if (label["transaction_id"], label["label_time"]) not in paired
-    )
+    unmatched = sorted(json.dumps(label) for label in unmatched_labels(data.labels, pairs))
     dead = sorted(row["payload"] for row in read_topic(cfg, cfg.topics.dead_letter, idle_timeout_s=2))
     wrong = sorted(set(dead) - set(unmatched))
     assert dead == unmatched, (

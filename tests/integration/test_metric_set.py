@@ -38,6 +38,7 @@ from tests.oracle import (
     join_labels,
     labelled_metrics,
     prediction_metrics,
+    unmatched_labels,
 )
 
 pytestmark = pytest.mark.integration
@@ -510,8 +511,7 @@ def test_bad_records_are_dead_lettered_with_their_reason_and_every_pair_is_kept(
     dead = list(read_topic(cfg, cfg.topics.dead_letter))
     # Valid labels without a pair, as the oracle's join finds them: the three made so, and those the simulator
     # delivered after the horizon.
-    paired = {(pair["transaction_id"], pair["label_time"]) for pair in run["pairs"]}
-    unmatched = [label for label in run["labels"] if (label["transaction_id"], label["label_time"]) not in paired]
+    unmatched = unmatched_labels(run["labels"], run["pairs"])
     assert {"ghost-1"} < {label["transaction_id"] for label in unmatched} and len(unmatched) > 3
     no_pair = "no prediction of this transaction_id made between 3min before and 10s after label_time"
     predictions, labels = cfg.topics.predictions, cfg.topics.labels

@@ -21,7 +21,7 @@ from modelmon.kafka_security import client_options
 from modelmon.topics import ensure_topics, read_topic
 from tests.datasets import small_dataset
 from tests.kafka_helpers import json_records, live_rows, produce, run_cli, write_config
-from tests.oracle import counts, join_labels, live_view
+from tests.oracle import counts, join_labels, live_view, unmatched_labels
 from tests.secure_kafka import PASSWORD, PASSWORD_ENV, start_secure_broker
 
 pytestmark = pytest.mark.integration
@@ -82,8 +82,7 @@ def test_rendered_job_runs_in_sql_client(secure: Config, tmp_path: Path) -> None
     assert expected and counts(live_rows(cfg)) == expected
     dead = list(read_topic(cfg, cfg.topics.dead_letter))
     # The bad records, and the labels that came after the horizon (up to 4 min late, the horizon is 3 min).
-    paired = {(pair["transaction_id"], pair["label_time"]) for pair in pairs}
-    unmatched = [json.dumps(label) for label in labels if (label["transaction_id"], label["label_time"]) not in paired]
+    unmatched = [json.dumps(label) for label in unmatched_labels(labels, pairs)]
     assert unmatched
     assert sorted(row["payload"] for row in dead) == sorted([value.decode() for value in bad] + unmatched)
     assert {row["reason"] for row in dead} == {

@@ -19,7 +19,7 @@ from modelmon.config import Config, SimulatorConfig, format_duration
 from modelmon.kafka_local import LocalKafka
 from modelmon.topics import read_topic
 from tests.kafka_helpers import LiveRows, fresh_config, live_rows, produce, write_config
-from tests.oracle import join_labels, live_view
+from tests.oracle import join_labels, live_view, unmatched_labels
 
 # Slow, and covered in CI by test_history_recovery (a local run killed and resumed, every label joined once);
 # `make test-slow` runs it with the cluster's recovery test.
@@ -83,8 +83,7 @@ def test_stop_and_start_again_joins_every_label_once(kafka_broker: LocalKafka, d
         (p["transaction_id"], p["model_version"], p["label_time"]) for p in pairs
     )
     # Dead letters: the retries, and the labels no prediction matches, each once.
-    paired = {(p["transaction_id"], p["label_time"]) for p in pairs}
-    unmatched = [label for label in data.labels if (label["transaction_id"], label["label_time"]) not in paired]
+    unmatched = unmatched_labels(data.labels, pairs)
     no_pair = (
         f"no prediction of this transaction_id made between {format_duration(cfg.join.label_horizon)} before and "
         f"{format_duration(cfg.join.max_label_skew)} after label_time"
