@@ -694,8 +694,8 @@ def bench(
 ) -> None:
     """Measure throughput (against a passthrough baseline), latency, memory and state; print a table.
 
-    Runs on a Kafka broker of its own (127.0.0.1:29092) and local Flink miniclusters. The full run takes
-    about half an hour on two cores; --events, --sizes and --no-latency/--no-state make it shorter.
+    Runs on a Kafka broker of its own (127.0.0.1:29092) and local Flink miniclusters. The default run takes
+    about an hour and a half on two cores; --events, --sizes and --no-latency/--no-state make it shorter.
     """
     from modelmon.benchmarks.bench import BenchOptions, run_benchmarks
     from modelmon.benchmarks.report import as_markdown
