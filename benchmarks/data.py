@@ -14,9 +14,9 @@ from modelmon.config import Config, SimulatorConfig
 START = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
 # Per transaction: a prediction by each of the two versions and, as every one is labelled, one label.
 EVENTS_PER_TRANSACTION = 3
-# The preload waits for the producer to send everything every this many records. Without it, the loop that
-# builds and encodes records holds the GIL so much that kafka-python's I/O thread falls behind, and batches
-# expire in its buffer after delivery.timeout.ms (120 s) on inputs of 2 million events.
+# The preload waits for the producer to send everything every this many records. Without it, kafka-python's
+# I/O thread, which shares the GIL with the loop that builds and encodes records, fell behind on 2 million
+# events until batches expired in its buffer (delivery.timeout.ms, 120 s).
 FLUSH_EVERY = 50_000
 
 
