@@ -140,7 +140,7 @@ def submit(cfg: Config, *, bounded: bool, parallelism: int, fresh: bool = False,
         raise ClusterError(
             f"job {cfg.job.name!r} already runs on the cluster ({ids}); stop it first: modelmon cluster stop-job"
         )
-    ensure_topics(cfg)
+    ensure_topics(cfg.model_copy(update={"job": cfg.job.model_copy(update={"parallelism": parallelism})}))
     args = ["--config", str(write_job_config(cfg, parallelism))]
     args += ["--bounded"] if bounded else []
     args += ["--fresh"] if fresh else []

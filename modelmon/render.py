@@ -77,7 +77,7 @@ def reference_histogram(cfg: Config) -> str | None:
     return format_counts(counts)
 
 
-def _template_context(cfg: Config, bounded: bool, reveal_secrets: bool) -> dict[str, object]:
+def _template_context(cfg: Config, bounded: bool, reveal_secrets: bool, watermarks: bool = True) -> dict[str, object]:
     window = cfg.windows.size
     interval = cfg.cohort.revision_interval
     # A cohort's provisional revisions run from its first prediction until its last label can arrive: labels
@@ -87,12 +87,16 @@ def _template_context(cfg: Config, bounded: bool, reveal_secrets: bool) -> dict[
     return {
         "cfg": cfg,
         "bounded": bounded,
+        # The inputs have watermarks (Kafka tables); the checking views then tell late records.
+        "watermarks": watermarks,
         "iso_pattern": ISO_UTC_PATTERN,
         "number_pattern": NUMBER_PATTERN,
         "max_id_length": MAX_ID_LENGTH,
         "window_seconds": int(window.total_seconds()),
         "revision_seconds": int(interval.total_seconds()),
         "cohort_range": cohort_life,
+        # How far an interval join holds its output watermark back: its widest bound.
+        "join_delay": max(cfg.join.label_horizon, cfg.join.max_label_skew),
         # Above every provisional revision: ceil((bucket_end - cohort_start) / interval) < this.
         "final_revision": str(math.ceil(cohort_life / interval) + 1),
         "latency_edges": latency_edges,
@@ -225,10 +229,11 @@ def render_passthrough_job(cfg: Config, *, reveal_secrets: bool = False) -> Rend
     )
 
 
-def render_templates(cfg: Config, names: Sequence[str], *, bounded: bool = True) -> list[str]:
+def render_templates(cfg: Config, names: Sequence[str], *, bounded: bool = True, watermarks: bool = True) -> list[str]:
     """The statements of some of the job's templates (secrets redacted), e.g. to try its checking views on
-    input from elsewhere than Kafka."""
-    env, context = _environment(), _template_context(cfg, bounded, False)
+    input from elsewhere than Kafka; `watermarks=False` for input without them (a batch table), where no record
+    can be late."""
+    env, context = _environment(), _template_context(cfg, bounded, False, watermarks)
     return [stmt for name in names for stmt in split_statements(env.get_template(f"{name}.sql.j2").render(context))]
 
 

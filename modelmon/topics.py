@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 from modelmon.config import Config
 from modelmon.kafka_security import client_options
+
+log = logging.getLogger(__name__)
 
 # The metrics topic's upsert key (sinks/metrics.sql.j2): the latest value per key is the current one.
 METRICS_KEY = ("view", "window_start", "model_version", "segment_key", "segment_value")
@@ -26,8 +29,18 @@ def topic_names(cfg: Config) -> list[str]:
     ]
 
 
+def partitions_of(cfg: Config, topic: str) -> int:
+    """How many partitions modelmon gives a topic. The labelled-predictions topic needs one per task of the job
+    at least: the live view's replay takes its watermark from the rows, which holds only if no partition has
+    two writers (sinks/labelled_predictions)."""
+    if topic == cfg.topics.labelled_predictions:
+        return max(cfg.kafka.partitions, cfg.job.parallelism)
+    return cfg.kafka.partitions
+
+
 def ensure_topics(cfg: Config) -> list[str]:
-    """Create every missing topic with cfg.kafka.partitions partitions; returns the names it created."""
+    """Create every missing topic (partitions_of), and give the labelled-predictions topic more partitions if
+    the job now runs more tasks than it has; returns the names it created."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
@@ -35,14 +48,20 @@ def ensure_topics(cfg: Config) -> list[str]:
     admin = KafkaAdminClient(**client_options(cfg.kafka))
     try:
         existing = set(admin.list_topics())
-        missing = [name for name in topic_names(cfg) if name not in existing]
         created = []
-        for name in missing:
+        for name in topic_names(cfg):
+            if name in existing:
+                continue
             try:
-                admin.create_topics([NewTopic(name, cfg.kafka.partitions, 1)])
+                admin.create_topics([NewTopic(name, partitions_of(cfg, name), 1)])
                 created.append(name)
             except TopicAlreadyExistsError:
                 pass  # created concurrently by another client: fine
+        replay = cfg.topics.labelled_predictions
+        (description,) = admin.describe_topics([replay])
+        if len(description["partitions"]) < partitions_of(cfg, replay):
+            log.info("%s: %d partitions, one per task of the job", replay, partitions_of(cfg, replay))
+            admin.create_partitions({replay: partitions_of(cfg, replay)})
         return created
     finally:
         admin.close()
