@@ -8,6 +8,7 @@ never exported as NaN. Reliability bins get a `bin` label. Self-metrics are name
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
@@ -19,6 +20,8 @@ from prometheus_client.registry import Collector
 PREFIX: Final = "modelmon"
 # Reliability bin fields and the gauge each becomes (`n` reads better as a count).
 _BIN_GAUGES: Final = {"observed_rate": "observed_rate", "mean_score": "mean_score", "n": "count"}
+# How the job's reason for a late record starts (sql/macros.sql.j2, late_reason).
+LATE_REASON: Final = "late:"
 
 
 def _labels(key: SeriesKey, row: Row) -> dict[str, str]:
@@ -116,6 +119,18 @@ class MetricsCollector(Collector):
             "Input records the job rejected (the dead-letter topic since its start), by source topic and reason",
             labels=["source_topic", "reason"],
         )
+        late = CounterMetricFamily(
+            f"{PREFIX}_late_records",
+            "Input records that came after their topic's watermark had passed their time (dead letters whose reason"
+            " starts with 'late'): no view counts them, since a window they belong to may have closed",
+            labels=["source_topic"],
+        )
+        late_by_topic: Counter[str] = Counter()
         for (source_topic, reason), count in sorted(stats.dead_letters.items()):
             dead.add_metric([source_topic, reason], count)
+            if reason.startswith(LATE_REASON):
+                late_by_topic[source_topic] += count
         yield dead
+        for source_topic, count in sorted(late_by_topic.items()):
+            late.add_metric([source_topic], count)
+        yield late

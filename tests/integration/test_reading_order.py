@@ -49,7 +49,7 @@ Key = tuple[str, str, str, str, str]  # view, window_start, model_version, segme
 class Scenario:
     """One streaming job's config, its input (seeded) and the job as a user runs it, started and stopped."""
 
-    def __init__(self, data_dir: Path, tmp_path: Path, minutes: int) -> None:
+    def __init__(self, data_dir: Path, tmp_path: Path, minutes: int, sim: SimulatorConfig = SIM) -> None:
         self.cfg: Config = fresh_config(
             data_dir,
             {
@@ -60,7 +60,7 @@ class Scenario:
         )
         self.config_file = write_config(self.cfg, tmp_path / "modelmon.yaml")
         self.log = tmp_path / "job.log"
-        self.data: Dataset = generate(SIM, START, n_transactions=int(minutes * 60 * SIM.rate))
+        self.data: Dataset = generate(sim, START, n_transactions=int(minutes * 60 * sim.rate))
         self.produced: list[TimedRecord] = []
         self.job: subprocess.Popen[bytes] | None = None
 
@@ -246,6 +246,27 @@ def test_labels_read_far_ahead_of_predictions(kafka_broker: LocalKafka, data_dir
             scenario.produce(scenario.records(is_prediction, timedelta(minutes=since), timedelta(minutes=until)))
         expected = expected_rows(scenario)
         rows = scenario.wait_for(set(expected), timeout_s=300)
+    finally:
+        scenario.stop()
+    assert_exact(scenario, expected, rows)
+
+
+@pytest.mark.slow
+def test_traffic_above_capacity(kafka_broker: LocalKafka, data_dir: Path, tmp_path: Path) -> None:
+    """Traffic the job keeps up with, then 15 minutes of traffic at once (about 380,000 events, minutes of
+    backpressure), then traffic it keeps up with again."""
+    scenario = Scenario(data_dir, tmp_path, minutes=19, sim=SIM.model_copy(update={"rate": 150}))
+    scenario.start()
+    try:
+        for since in (0, 1):  # normal: a minute of event time every 20 s
+            scenario.produce(scenario.records(lambda r: True, timedelta(minutes=since), timedelta(minutes=since + 1)))
+            time.sleep(20)
+        scenario.produce(scenario.records(lambda r: True, timedelta(minutes=2), timedelta(minutes=17)))
+        for since, until in ((17, 18), (18, 60)):  # normal again
+            time.sleep(20)
+            scenario.produce(scenario.records(lambda r: True, timedelta(minutes=since), timedelta(minutes=until)))
+        expected = expected_rows(scenario)
+        rows = scenario.wait_for(set(expected), timeout_s=600)
     finally:
         scenario.stop()
     assert_exact(scenario, expected, rows)

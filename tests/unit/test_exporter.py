@@ -395,3 +395,13 @@ def test_dead_letters_are_counted_by_source_topic_and_reason() -> None:
     }
     assert counted == {("predictions", "not a JSON object"): 3, ("labels", "missing transaction_id"): 1}
     assert held.stats().rows == {}  # not rows of the metrics topic
+    assert scrape(held)["modelmon_late_records"] == []
+
+
+def test_late_records_are_counted_by_source_topic() -> None:
+    held = state()
+    late = "late: label_time not after the watermark (the newest label_time read less windows.out_of_orderness, 5s)"
+    for source, reason in [("labels", late)] * 2 + [("labels", "missing transaction_id"), ("predictions", late)]:
+        held.record_dead_letter({"source_topic": source, "reason": reason, "payload": "{}"})
+    counted = {labels["source_topic"]: value for labels, value in scrape(held)["modelmon_late_records"]}
+    assert counted == {"labels": 2, "predictions": 1}

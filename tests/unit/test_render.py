@@ -94,3 +94,22 @@ def test_no_history_table_when_disabled() -> None:
     job = render_job(Config.model_validate({"history": {"enabled": False}}))
     assert not any("history_sink" in statement for statement in job.setup + job.inserts)
     assert any("metrics_sink" in statement for statement in job.inserts)
+
+
+def test_late_records_get_the_reason_the_exporter_counts() -> None:
+    from modelmon.exporter.collector import LATE_REASON
+
+    sql = render_job(_config()).to_sql_script()
+    reasons = re.findall(r"WHEN (\w+) <= CURRENT_WATERMARK\(\1\)\s+THEN '([^']*)'", sql)
+    assert [(column, reason.startswith(LATE_REASON)) for column, reason in reasons] == [
+        ("event_time", True),
+        ("label_time", True),
+    ]
+
+
+def test_the_replay_watermark_is_the_joins_progress_and_each_partition_has_one_writer() -> None:
+    sql = render_job(_config()).to_sql_script()
+    # The join holds its watermark back by its widest bound (the 6 h horizon); the sink adds it back.
+    assert "CURRENT_WATERMARK(label_time) + INTERVAL '0 06:00:00.000' DAY TO SECOND(3)" in sql
+    assert "WATERMARK FOR label_ts AS TRY_CAST(" in sql and "join_watermark" in sql
+    assert "'sink.partitioner' = 'fixed'" in sql

@@ -12,7 +12,7 @@ SET 'execution.checkpointing.interval' = '10000 ms';
 
 SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
 
-SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/bounded/d9934ea2447e';
+SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/bounded/66cbe35539ca';
 
 SET 'execution.checkpointing.externalized-checkpoint-retention' = 'RETAIN_ON_CANCELLATION';
 
@@ -161,7 +161,10 @@ CREATE TABLE metrics_sink (
 );
 
 -- The labelled-predictions topic: every prediction joined to its label, keyed by transaction_id.
--- Users retrain on it; the streaming live view reads it back (sources/labelled_predictions_replay).
+-- Users retrain on it; the streaming live view reads it back (sources/labelled_predictions_replay), with a
+-- watermark taken from join_watermark. That watermark holds only if each partition has one writer, so each
+-- writing task keeps to a partition of its own ('fixed': task i writes partition i; the topic has at least as
+-- many partitions as the job has tasks, see modelmon.topics).
 CREATE TABLE labelled_predictions_sink (
   transaction_id STRING,
   model_version STRING,
@@ -172,7 +175,8 @@ CREATE TABLE labelled_predictions_sink (
   actual_fraud INT,
   event_time STRING,             -- ISO-8601 UTC, when the prediction was made
   label_time STRING,             -- ISO-8601 UTC, when the label became known
-  label_latency_s BIGINT         -- label_time - event_time, whole seconds
+  label_latency_s BIGINT,        -- label_time - event_time, whole seconds
+  join_watermark STRING          -- ISO-8601 UTC: every label and every prediction before it had reached the join
 ) WITH (
   'connector' = 'kafka',
 'topic' = 'labelled-predictions',
@@ -182,6 +186,7 @@ CREATE TABLE labelled_predictions_sink (
   'properties.transaction.timeout.ms' = '600000',
   'key.format' = 'raw',
   'key.fields' = 'transaction_id',
+  'sink.partitioner' = 'fixed',
   'value.format' = 'json',
   'value.fields-include' = 'ALL'
 );
@@ -345,7 +350,9 @@ SELECT
   payload, kafka_partition, kafka_offset, kafka_time, event_time,
   transaction_id, model_version, predicted_fraud_score, predicted_fraud, event_time_parsed, `country`, `merchant_category`,
   COALESCE(reason, CASE WHEN valid_copies > 1
-                      THEN 'repeats an earlier prediction (same transaction_id, model_version, event_time)' END) AS reason
+                      THEN 'repeats an earlier prediction (same transaction_id, model_version, event_time)'
+                      WHEN event_time <= CURRENT_WATERMARK(event_time)
+                      THEN 'late: event_time not after the watermark (the newest event_time read less windows.out_of_orderness, 5s)' END) AS reason
 FROM (
   SELECT
     *,
@@ -402,7 +409,9 @@ SELECT
   payload, kafka_partition, kafka_offset, kafka_time, label_time,
   transaction_id, actual_fraud, label_time_parsed,
   COALESCE(reason, CASE WHEN valid_copies > 1
-                      THEN 'repeats an earlier label (same transaction_id, label_time)' END) AS reason
+                      THEN 'repeats an earlier label (same transaction_id, label_time)'
+                      WHEN label_time <= CURRENT_WATERMARK(label_time)
+                      THEN 'late: label_time not after the watermark (the newest label_time read less windows.out_of_orderness, 5s)' END) AS reason
 FROM (
   SELECT
     *,
@@ -1786,6 +1795,11 @@ FROM labels_joined
 WHERE NOT matched;
 
 -- Joined rows to the labelled-predictions topic, times as ISO-8601 UTC text.
+-- join_watermark: the join's progress when it emitted the row, min(predictions' watermark, labels' watermark).
+-- The join sends on its watermark held back by its widest bound (max of label_horizon and max_label_skew), so
+-- that is added back. Every later row has a label_time of at least join_watermark - max_label_skew: its label
+-- arrives later (so is not before the labels' watermark) or its prediction does (and the label is at most
+-- max_label_skew before it). The live view's replay declares its watermark on that.
 INSERT INTO labelled_predictions_sink
 SELECT
   transaction_id,
@@ -1795,7 +1809,8 @@ SELECT
   actual_fraud,
   DATE_FORMAT(event_time, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z'''),
   DATE_FORMAT(label_time, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z'''),
-  label_latency_s
+  label_latency_s,
+  DATE_FORMAT(CURRENT_WATERMARK(label_time) + INTERVAL '0 06:00:00.000' DAY TO SECOND(3), 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''')
 FROM labelled_predictions;
 
 -- Every view's rows to the metrics topic: one sink, so one set of Kafka transactions.

@@ -12,7 +12,7 @@ SET 'execution.checkpointing.interval' = '10000 ms';
 
 SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
 
-SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/21d71d4e55ba';
+SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/49b44623f703';
 
 SET 'execution.checkpointing.externalized-checkpoint-retention' = 'RETAIN_ON_CANCELLATION';
 
@@ -85,6 +85,9 @@ CREATE TABLE labels_raw (
 -- The job's own labelled-predictions topic, read back with a watermark on label_time. The interval join
 -- holds its output watermark back by the whole label horizon; reading its committed output from Kafka
 -- restores the label watermark, so the live view fires a minute after the labels arrive, not hours.
+-- The watermark comes from the join's progress that each row carries (join_watermark), never from the order
+-- of the rows: a backlog read in bursts, one topic ahead of the other, makes the join emit its rows far out
+-- of label_time order, and none of them is late by this watermark (see inserts/labelled_predictions).
 -- Streaming runs only: a bounded run windows the join directly (every window fires at end of input).
 -- Grain: one row per (prediction, label) pair the join produced.
 CREATE TABLE labelled_predictions_replay (
@@ -98,11 +101,13 @@ CREATE TABLE labelled_predictions_replay (
   event_time STRING,                                       -- ISO-8601 UTC
   label_time STRING,                                       -- ISO-8601 UTC
   label_latency_s BIGINT,
+  join_watermark STRING,                                   -- ISO-8601 UTC, the join's progress
   event_ts AS TRY_CAST(OVERLAY(REGEXP_EXTRACT(event_time, '^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) PLACING ' ' FROM 11 FOR 1) AS TIMESTAMP(3)),
   label_ts AS TRY_CAST(OVERLAY(REGEXP_EXTRACT(label_time, '^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) PLACING ' ' FROM 11 FOR 1) AS TIMESTAMP(3)),
   -- A label that came before its prediction (up to max_label_skew) leaves the join only once the prediction
-  -- arrives, that much behind the others: the watermark waits for it.
-  WATERMARK FOR label_ts AS label_ts - INTERVAL '0 00:00:05.000' DAY TO SECOND(3) - INTERVAL '0 00:00:10.000' DAY TO SECOND(3)
+  -- arrives: the watermark waits for it. A row without join_watermark (the join had none yet) leaves the
+  -- watermark where it was.
+  WATERMARK FOR label_ts AS TRY_CAST(OVERLAY(REGEXP_EXTRACT(join_watermark, '^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) PLACING ' ' FROM 11 FOR 1) AS TIMESTAMP(3)) - INTERVAL '0 00:00:10.000' DAY TO SECOND(3)
 ) WITH (
 'connector' = 'kafka',
   'topic' = 'labelled-predictions',
@@ -193,7 +198,10 @@ CREATE TABLE metrics_sink (
 );
 
 -- The labelled-predictions topic: every prediction joined to its label, keyed by transaction_id.
--- Users retrain on it; the streaming live view reads it back (sources/labelled_predictions_replay).
+-- Users retrain on it; the streaming live view reads it back (sources/labelled_predictions_replay), with a
+-- watermark taken from join_watermark. That watermark holds only if each partition has one writer, so each
+-- writing task keeps to a partition of its own ('fixed': task i writes partition i; the topic has at least as
+-- many partitions as the job has tasks, see modelmon.topics).
 CREATE TABLE labelled_predictions_sink (
   transaction_id STRING,
   model_version STRING,
@@ -204,7 +212,8 @@ CREATE TABLE labelled_predictions_sink (
   actual_fraud INT,
   event_time STRING,             -- ISO-8601 UTC, when the prediction was made
   label_time STRING,             -- ISO-8601 UTC, when the label became known
-  label_latency_s BIGINT         -- label_time - event_time, whole seconds
+  label_latency_s BIGINT,        -- label_time - event_time, whole seconds
+  join_watermark STRING          -- ISO-8601 UTC: every label and every prediction before it had reached the join
 ) WITH (
   'connector' = 'kafka',
 'topic' = 'labelled-predictions',
@@ -214,6 +223,7 @@ CREATE TABLE labelled_predictions_sink (
   'properties.transaction.timeout.ms' = '600000',
   'key.format' = 'raw',
   'key.fields' = 'transaction_id',
+  'sink.partitioner' = 'fixed',
   'value.format' = 'json',
   'value.fields-include' = 'ALL'
 );
@@ -377,7 +387,9 @@ SELECT
   payload, kafka_partition, kafka_offset, kafka_time, event_time,
   transaction_id, model_version, predicted_fraud_score, predicted_fraud, event_time_parsed, `country`, `merchant_category`,
   COALESCE(reason, CASE WHEN valid_copies > 1
-                      THEN 'repeats an earlier prediction (same transaction_id, model_version, event_time)' END) AS reason
+                      THEN 'repeats an earlier prediction (same transaction_id, model_version, event_time)'
+                      WHEN event_time <= CURRENT_WATERMARK(event_time)
+                      THEN 'late: event_time not after the watermark (the newest event_time read less windows.out_of_orderness, 5s)' END) AS reason
 FROM (
   SELECT
     *,
@@ -434,7 +446,9 @@ SELECT
   payload, kafka_partition, kafka_offset, kafka_time, label_time,
   transaction_id, actual_fraud, label_time_parsed,
   COALESCE(reason, CASE WHEN valid_copies > 1
-                      THEN 'repeats an earlier label (same transaction_id, label_time)' END) AS reason
+                      THEN 'repeats an earlier label (same transaction_id, label_time)'
+                      WHEN label_time <= CURRENT_WATERMARK(label_time)
+                      THEN 'late: label_time not after the watermark (the newest label_time read less windows.out_of_orderness, 5s)' END) AS reason
 FROM (
   SELECT
     *,
@@ -1817,6 +1831,11 @@ FROM labels_joined
 WHERE NOT matched;
 
 -- Joined rows to the labelled-predictions topic, times as ISO-8601 UTC text.
+-- join_watermark: the join's progress when it emitted the row, min(predictions' watermark, labels' watermark).
+-- The join sends on its watermark held back by its widest bound (max of label_horizon and max_label_skew), so
+-- that is added back. Every later row has a label_time of at least join_watermark - max_label_skew: its label
+-- arrives later (so is not before the labels' watermark) or its prediction does (and the label is at most
+-- max_label_skew before it). The live view's replay declares its watermark on that.
 INSERT INTO labelled_predictions_sink
 SELECT
   transaction_id,
@@ -1826,7 +1845,8 @@ SELECT
   actual_fraud,
   DATE_FORMAT(event_time, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z'''),
   DATE_FORMAT(label_time, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z'''),
-  label_latency_s
+  label_latency_s,
+  DATE_FORMAT(CURRENT_WATERMARK(label_time) + INTERVAL '0 06:00:00.000' DAY TO SECOND(3), 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''')
 FROM labelled_predictions;
 
 -- Every view's rows to the metrics topic: one sink, so one set of Kafka transactions.
