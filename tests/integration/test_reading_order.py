@@ -49,11 +49,14 @@ Key = tuple[str, str, str, str, str]  # view, window_start, model_version, segme
 class Scenario:
     """One streaming job's config, its input (seeded) and the job as a user runs it, started and stopped."""
 
-    def __init__(self, data_dir: Path, tmp_path: Path, minutes: int, sim: SimulatorConfig = SIM) -> None:
+    def __init__(
+        self, data_dir: Path, tmp_path: Path, minutes: int, sim: SimulatorConfig = SIM, idle_timeout: str = "30s"
+    ) -> None:
         self.cfg: Config = fresh_config(
             data_dir,
             {
                 "join": {"label_horizon": f"{int(HORIZON.total_seconds() / 60)}min", "max_label_skew": "10s"},
+                "windows": {"idle_timeout": idle_timeout},
                 "job": {"checkpoint_interval": "3s"},
                 "comparisons": [{"champion": "v1", "challenger": "v2"}],
             },
@@ -292,3 +295,45 @@ def test_an_idle_labels_topic_holds_no_window_back(kafka_broker: LocalKafka, dat
     finally:
         scenario.stop()
     assert_exact(expected, rows, expected_views=frozenset({"unlabelled", "cohort"}))
+
+
+@pytest.mark.slow
+def test_labels_after_their_topic_was_idle_are_counted_or_dead_lettered(
+    kafka_broker: LocalKafka, data_dir: Path, tmp_path: Path
+) -> None:
+    """The labels topic is silent longer than windows.idle_timeout while 8 minutes of predictions are read, so
+    the join's watermark follows the predictions alone; then every label comes. A joined row the live view can
+    no longer take is a dead letter with a 'late:' reason: each live window's count plus its late rows is the
+    oracle's count. (Less than the horizon, so that the join still holds every prediction when its label comes.)"""
+    scenario = Scenario(data_dir, tmp_path, minutes=8, idle_timeout="5s")
+    cfg = scenario.cfg
+    scenario.produce(scenario.records(is_prediction, timedelta(0), timedelta(hours=1)))
+    scenario.start()
+    try:
+        time.sleep(40)
+        scenario.produce(scenario.records(is_label, timedelta(0), timedelta(hours=1)))
+        expected = {k: v for k, v in expected_rows(scenario).items() if k[0] == "live" and k[2:] == ("*", "*", "*")}
+        pairs = join_labels(
+            [r.value for r in scenario.produced if is_prediction(r)],
+            [r.value for r in scenario.produced if is_label(r)],
+            horizon=cfg.join.label_horizon,
+            skew=cfg.join.max_label_skew,
+        )
+        deadline = time.monotonic() + 300
+        while sum(1 for _ in read_topic(cfg, cfg.topics.labelled_predictions, idle_timeout_s=2)) < len(pairs):
+            assert time.monotonic() < deadline and scenario.job is not None and scenario.job.poll() is None
+            time.sleep(5)
+        time.sleep(20)  # the live rows and dead letters of the last joined rows committed
+        rows = metric_rows(cfg)
+    finally:
+        scenario.stop()
+    late: dict[str, int] = {}
+    for letter in read_topic(cfg, cfg.topics.dead_letter, idle_timeout_s=2):
+        assert letter["source_topic"] == cfg.topics.labelled_predictions and letter["reason"].startswith("late:")
+        (window, *_) = group_rows([json.loads(letter["payload"])], "label_time", cfg.windows.size, {})
+        late[window[0]] = late.get(window[0], 0) + 1
+    counted = {key: rows[key]["n_labelled"] if key in rows else 0 for key in expected}
+    assert {key[1]: counted[key] + late.get(key[1], 0) for key in expected} == {
+        key[1]: want["n_labelled"] for key, want in expected.items()
+    }
+    print(f"{len(expected)} live windows: {sum(counted.values())} labels counted, {sum(late.values())} late")

@@ -105,6 +105,10 @@ def test_late_records_get_the_reason_the_exporter_counts() -> None:
         ("event_time", True),
         ("label_time", True),
     ]
+    # Joined rows too late for the live view (read back from the labelled-predictions topic), streaming only.
+    replayed = re.findall(r"SELECT 'labelled-predictions',\s+'([^']*)'", sql)
+    assert len(replayed) == 1 and replayed[0].startswith(LATE_REASON)
+    assert "SELECT 'labelled-predictions'" not in render_job(_config(), bounded=True).to_sql_script()
 
 
 def test_the_replay_watermark_is_the_joins_progress_and_each_partition_has_one_writer() -> None:

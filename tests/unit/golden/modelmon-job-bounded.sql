@@ -12,7 +12,7 @@ SET 'execution.checkpointing.interval' = '10000 ms';
 
 SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
 
-SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/bounded/66cbe35539ca';
+SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/bounded/e3d2fc880761';
 
 SET 'execution.checkpointing.externalized-checkpoint-retention' = 'RETAIN_ON_CANCELLATION';
 
@@ -1778,8 +1778,9 @@ SELECT * FROM comparison_metrics;
 EXECUTE STATEMENT SET
 BEGIN
 
--- Every invalid input record, predictions and labels alike, to the dead-letter topic with its reason; and every
--- valid label that no prediction matched within [event_time - max_label_skew, event_time + label_horizon].
+-- Every invalid input record, predictions and labels alike, to the dead-letter topic with its reason; every
+-- valid label that no prediction matched within [event_time - max_label_skew, event_time + label_horizon]; and,
+-- streaming, every joined row too late for the live view (views/live), as JSON of its columns.
 INSERT INTO dead_letter_sink
 SELECT 'predictions', reason, payload, kafka_partition, kafka_offset, DATE_FORMAT(CAST(kafka_time AS TIMESTAMP(3)), 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''')
 FROM predictions_checked

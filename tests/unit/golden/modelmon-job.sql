@@ -12,7 +12,7 @@ SET 'execution.checkpointing.interval' = '10000 ms';
 
 SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
 
-SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/49b44623f703';
+SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/3cb55b28df6a';
 
 SET 'execution.checkpointing.externalized-checkpoint-retention' = 'RETAIN_ON_CANCELLATION';
 
@@ -102,6 +102,9 @@ CREATE TABLE labelled_predictions_replay (
   label_time STRING,                                       -- ISO-8601 UTC
   label_latency_s BIGINT,
   join_watermark STRING,                                   -- ISO-8601 UTC, the join's progress
+  kafka_partition INT METADATA FROM 'partition' VIRTUAL,
+  kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
+  kafka_time TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
   event_ts AS TRY_CAST(OVERLAY(REGEXP_EXTRACT(event_time, '^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) PLACING ' ' FROM 11 FOR 1) AS TIMESTAMP(3)),
   label_ts AS TRY_CAST(OVERLAY(REGEXP_EXTRACT(label_time, '^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) PLACING ' ' FROM 11 FOR 1) AS TIMESTAMP(3)),
   -- A label that came before its prediction (up to max_label_skew) leaves the join only once the prediction
@@ -507,10 +510,19 @@ WHERE matched;
 -- Its input: streaming, the labelled-predictions topic read back (it carries the label watermark, see
 -- sources/labelled_predictions_replay); bounded, the join itself, whose windows all fire at end of input.
 -- Grain: one row per (prediction, label) pair, label_time as row time.
+-- A row is late if its label_time is not after the replay's watermark. None is while every input keeps
+-- sending: an input silent for windows.idle_timeout stops holding the join's watermark back, and its records
+-- that come after that may be late. A late row is counted as a dead letter (inserts/dead_letter), not dropped
+-- by the windows without a trace.
+CREATE TEMPORARY VIEW live_replay AS
+SELECT *, label_ts <= CURRENT_WATERMARK(label_ts) AS late
+FROM labelled_predictions_replay;
+
 CREATE TEMPORARY VIEW live_input AS
 SELECT transaction_id, model_version, `country`, `merchant_category`, predicted_fraud_score, predicted_fraud, actual_fraud, label_latency_s,
        event_ts AS event_time, label_ts AS label_time
-FROM labelled_predictions_replay;
+FROM live_replay
+WHERE late IS NOT TRUE;
 
 -- Each matched prediction counts once, as a prediction and as a label.
 CREATE TEMPORARY VIEW live_observations AS
@@ -1814,8 +1826,9 @@ SELECT * FROM comparison_metrics;
 EXECUTE STATEMENT SET
 BEGIN
 
--- Every invalid input record, predictions and labels alike, to the dead-letter topic with its reason; and every
--- valid label that no prediction matched within [event_time - max_label_skew, event_time + label_horizon].
+-- Every invalid input record, predictions and labels alike, to the dead-letter topic with its reason; every
+-- valid label that no prediction matched within [event_time - max_label_skew, event_time + label_horizon]; and,
+-- streaming, every joined row too late for the live view (views/live), as JSON of its columns.
 INSERT INTO dead_letter_sink
 SELECT 'predictions', reason, payload, kafka_partition, kafka_offset, DATE_FORMAT(CAST(kafka_time AS TIMESTAMP(3)), 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''')
 FROM predictions_checked
@@ -1828,7 +1841,16 @@ UNION ALL
 SELECT 'labels', 'no prediction of this transaction_id made between 6h before and 10s after label_time',
   payload, kafka_partition, kafka_offset, DATE_FORMAT(CAST(kafka_time AS TIMESTAMP(3)), 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''')
 FROM labels_joined
-WHERE NOT matched;
+WHERE NOT matched
+UNION ALL
+SELECT 'labelled-predictions',
+  'late: label_time not after the watermark (the lower watermark of the joined inputs less join.max_label_skew, 10s; an input silent for windows.idle_timeout does not hold it back)',
+  JSON_OBJECT('transaction_id' VALUE transaction_id, 'model_version' VALUE model_version, 'predicted_fraud_score' VALUE predicted_fraud_score,
+              'predicted_fraud' VALUE predicted_fraud, 'actual_fraud' VALUE actual_fraud, 'event_time' VALUE event_time,
+              'label_time' VALUE label_time, 'join_watermark' VALUE join_watermark),
+  kafka_partition, kafka_offset, DATE_FORMAT(CAST(kafka_time AS TIMESTAMP(3)), 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''')
+FROM live_replay
+WHERE late;
 
 -- Joined rows to the labelled-predictions topic, times as ISO-8601 UTC text.
 -- join_watermark: the join's progress when it emitted the row, min(predictions' watermark, labels' watermark).
