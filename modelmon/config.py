@@ -238,9 +238,10 @@ class JoinConfig(Section):
 
 class WindowsConfig(Section):
     size: Annotated[Duration, AfterValidator(_whole_seconds)] = timedelta(minutes=1)
-    # How far behind the newest event time a record may arrive and still count.
+    # How far behind the newest event time a record may arrive and still count (a later one is a late dead letter).
     out_of_orderness: DurationOrZero = timedelta(seconds=5)
-    # A partition silent this long stops holding the watermark back.
+    # A predictions partition silent this long stops holding the watermark back (backpressure is no silence);
+    # a labels partition only after join.label_horizon (sql/sources/labels_raw.sql.j2 says why).
     idle_timeout: Duration = timedelta(seconds=30)
     # How far an event or label time may lie from its Kafka record's timestamp (the producer's clock): a record
     # further off is dead-lettered, and no record moves the watermark further ahead of its timestamp. A replay

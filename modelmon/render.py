@@ -95,6 +95,8 @@ def _template_context(cfg: Config, bounded: bool, reveal_secrets: bool, watermar
         "window_seconds": int(window.total_seconds()),
         "revision_seconds": int(interval.total_seconds()),
         "cohort_range": cohort_life,
+        # A silent labels topic stops holding the watermark back only after the horizon (sources/labels_raw).
+        "labels_idle_timeout": max(cfg.windows.idle_timeout, cfg.join.label_horizon),
         # How far an interval join holds its output watermark back: its widest bound.
         "join_delay": max(cfg.join.label_horizon, cfg.join.max_label_skew),
         # Above every provisional revision: ceil((bucket_end - cohort_start) / interval) < this.

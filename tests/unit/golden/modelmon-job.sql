@@ -12,7 +12,7 @@ SET 'execution.checkpointing.interval' = '10000 ms';
 
 SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
 
-SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/3cb55b28df6a';
+SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/fbe868008402';
 
 SET 'execution.checkpointing.externalized-checkpoint-retention' = 'RETAIN_ON_CANCELLATION';
 
@@ -78,7 +78,7 @@ CREATE TABLE labels_raw (
   'properties.isolation.level' = 'read_committed',
   'scan.startup.mode' = 'group-offsets',
   'properties.auto.offset.reset' = 'earliest',
-  'scan.watermark.idle-timeout' = '30000 ms',
+  'scan.watermark.idle-timeout' = '21600000 ms',
   'format' = 'raw'
 );
 
@@ -511,9 +511,9 @@ WHERE matched;
 -- sources/labelled_predictions_replay); bounded, the join itself, whose windows all fire at end of input.
 -- Grain: one row per (prediction, label) pair, label_time as row time.
 -- A row is late if its label_time is not after the replay's watermark. None is while every input keeps
--- sending: an input silent for windows.idle_timeout stops holding the join's watermark back, and its records
--- that come after that may be late. A late row is counted as a dead letter (inserts/dead_letter), not dropped
--- by the windows without a trace.
+-- sending: an input silent for its idle timeout stops holding the join's watermark back, and its records that
+-- come after that may be late. A late row is counted as a dead letter (inserts/dead_letter), not dropped by the
+-- windows without a trace.
 CREATE TEMPORARY VIEW live_replay AS
 SELECT *, label_ts <= CURRENT_WATERMARK(label_ts) AS late
 FROM labelled_predictions_replay;
@@ -1844,7 +1844,7 @@ FROM labels_joined
 WHERE NOT matched
 UNION ALL
 SELECT 'labelled-predictions',
-  'late: label_time not after the watermark (the lower watermark of the joined inputs less join.max_label_skew, 10s; an input silent for windows.idle_timeout does not hold it back)',
+  'late: label_time not after the watermark (the lower watermark of the joined inputs less join.max_label_skew, 10s; a silent input stops holding it back after its idle timeout)',
   JSON_OBJECT('transaction_id' VALUE transaction_id, 'model_version' VALUE model_version, 'predicted_fraud_score' VALUE predicted_fraud_score,
               'predicted_fraud' VALUE predicted_fraud, 'actual_fraud' VALUE actual_fraud, 'event_time' VALUE event_time,
               'label_time' VALUE label_time, 'join_watermark' VALUE join_watermark),
