@@ -97,6 +97,9 @@ def _template_context(cfg: Config, bounded: bool, reveal_secrets: bool, watermar
         "cohort_range": cohort_life,
         # A silent labels topic stops holding the watermark back only after the horizon (sources/labels_raw).
         "labels_idle_timeout": max(cfg.windows.idle_timeout, cfg.join.label_horizon),
+        # A partition of the replayed labelled-predictions topic gets rows at each checkpoint that its task wrote
+        # any; three checkpoints without is a task with nothing to write, or none (after a rescale to fewer).
+        "replay_idle_timeout": 3 * cfg.job.checkpoint_interval,
         # How far an interval join holds its output watermark back: its widest bound.
         "join_delay": max(cfg.join.label_horizon, cfg.join.max_label_skew),
         # Above every provisional revision: ceil((bucket_end - cohort_start) / interval) < this.
