@@ -121,8 +121,9 @@ class MetricsCollector(Collector):
         )
         late = CounterMetricFamily(
             f"{PREFIX}_late_records",
-            "Input records that came after their topic's watermark had passed their time (dead letters whose reason"
-            " starts with 'late'): no view counts them, since a window they belong to may have closed",
+            "Records that came too late for a window (dead letters whose reason starts with"
+            " 'late:'): predictions after their unlabelled window, joined rows (topic labelled-predictions) behind"
+            " the live view's watermark",
             labels=["source_topic"],
         )
         late_by_topic: Counter[str] = Counter()

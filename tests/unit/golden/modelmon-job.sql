@@ -12,7 +12,7 @@ SET 'execution.checkpointing.interval' = '10000 ms';
 
 SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
 
-SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/fbe868008402';
+SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/77f1a1266970';
 
 SET 'execution.checkpointing.externalized-checkpoint-retention' = 'RETAIN_ON_CANCELLATION';
 
@@ -391,8 +391,8 @@ SELECT
   transaction_id, model_version, predicted_fraud_score, predicted_fraud, event_time_parsed, `country`, `merchant_category`,
   COALESCE(reason, CASE WHEN valid_copies > 1
                       THEN 'repeats an earlier prediction (same transaction_id, model_version, event_time)'
-                      WHEN event_time <= CURRENT_WATERMARK(event_time)
-                      THEN 'late: event_time not after the watermark (the newest event_time read less windows.out_of_orderness, 5s)' END) AS reason
+                      WHEN TIMESTAMPADD(SECOND, CAST(FLOOR(TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', event_time) / 60.0E0) AS INT) * 60, TIMESTAMP '1970-01-01 00:00:00') + INTERVAL '0 00:01:00.000' DAY TO SECOND(3) - INTERVAL '0.001' SECOND <= CURRENT_WATERMARK(event_time)
+                      THEN 'late: event_time in a window the watermark had closed (the newest event_time read less windows.out_of_orderness, 5s)' END) AS reason
 FROM (
   SELECT
     *,
@@ -449,9 +449,7 @@ SELECT
   payload, kafka_partition, kafka_offset, kafka_time, label_time,
   transaction_id, actual_fraud, label_time_parsed,
   COALESCE(reason, CASE WHEN valid_copies > 1
-                      THEN 'repeats an earlier label (same transaction_id, label_time)'
-                      WHEN label_time <= CURRENT_WATERMARK(label_time)
-                      THEN 'late: label_time not after the watermark (the newest label_time read less windows.out_of_orderness, 5s)' END) AS reason
+                      THEN 'repeats an earlier label (same transaction_id, label_time)' END) AS reason
 FROM (
   SELECT
     *,
@@ -1844,7 +1842,7 @@ FROM labels_joined
 WHERE NOT matched
 UNION ALL
 SELECT 'labelled-predictions',
-  'late: label_time not after the watermark (the lower watermark of the joined inputs less join.max_label_skew, 10s; a silent input stops holding it back after its idle timeout)',
+  'late: label_time not after the live view''s watermark (the lower watermark of the joined inputs less join.max_label_skew, 10s; a silent input stops holding it back after its idle timeout)',
   JSON_OBJECT('transaction_id' VALUE transaction_id, 'model_version' VALUE model_version, 'predicted_fraud_score' VALUE predicted_fraud_score,
               'predicted_fraud' VALUE predicted_fraud, 'actual_fraud' VALUE actual_fraud, 'event_time' VALUE event_time,
               'label_time' VALUE label_time, 'join_watermark' VALUE join_watermark),
