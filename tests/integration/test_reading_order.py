@@ -56,14 +56,12 @@ class Scenario:
         minutes: int,
         *,
         sim: SimulatorConfig = SIM,
-        idle_timeout: str = "30s",
         horizon: timedelta = HORIZON,
     ) -> None:
         self.cfg: Config = fresh_config(
             data_dir,
             {
                 "join": {"label_horizon": f"{int(horizon.total_seconds())}s", "max_label_skew": "10s"},
-                "windows": {"idle_timeout": idle_timeout},
                 "job": {"checkpoint_interval": "3s"},
                 "comparisons": [{"champion": "v1", "challenger": "v2"}],
             },
@@ -317,24 +315,3 @@ def test_an_idle_labels_topic_holds_no_window_back(kafka_broker: LocalKafka, dat
     finally:
         scenario.stop()
     assert_exact(expected, rows, expected_views=frozenset({"unlabelled", "cohort"}))
-
-
-@pytest.mark.slow
-def test_labels_after_their_topic_was_silent(kafka_broker: LocalKafka, data_dir: Path, tmp_path: Path) -> None:
-    """Labels delivered in a batch: 8 minutes of predictions are read, then nothing comes for longer than
-    windows.idle_timeout (5 s here), then every label. The labels' topic holds the watermark back for the horizon,
-    not windows.idle_timeout, so it is not idle when the batch comes, and every label counts. (The input is
-    shorter than the horizon, so that the join still holds every prediction when its label comes.)"""
-    scenario = Scenario(data_dir, tmp_path, minutes=8, idle_timeout="5s")
-    scenario.produce(scenario.records(is_prediction, timedelta(0), timedelta(hours=1)))
-    scenario.start()
-    try:
-        time.sleep(40)
-        scenario.produce_with_live_tail(scenario.records(is_label, timedelta(0), timedelta(hours=1)))
-        expected = expected_rows(scenario)
-        rows = scenario.wait_for(set(expected), timeout_s=300)
-    finally:
-        scenario.stop()
-    # No cohort window is final yet: that needs the horizon, longer than the input.
-    assert_exact(expected, rows, expected_views=frozenset({"live", "unlabelled", "comparison"}))
-    assert list(read_topic(scenario.cfg, scenario.cfg.topics.dead_letter, idle_timeout_s=2)) == []
