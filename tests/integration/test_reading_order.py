@@ -72,8 +72,10 @@ class Scenario:
         self.produced: list[TimedRecord] = []
         self.job: subprocess.Popen[bytes] | None = None
 
-    def records(self, kind: Callable[[TimedRecord], bool], since: timedelta, until: timedelta) -> list[TimedRecord]:
-        """Records of one kind due in [START + since, START + until)."""
+    def records(
+        self, since: timedelta, until: timedelta = timedelta.max, kind: Callable[[TimedRecord], bool] = lambda r: True
+    ) -> list[TimedRecord]:
+        """Records (of one kind) due in [START + since, START + until)."""
         return [r for r in self.data.records if kind(r) and since <= r.due_time - START < until]
 
     def produce(self, records: Iterable[TimedRecord]) -> None:
@@ -94,6 +96,13 @@ class Scenario:
             time.sleep(2)
             self.produce(r for r in chosen if tail_start <= r.due_time < tail_start + timedelta(seconds=5))
             tail_start += timedelta(seconds=5)
+
+    def finish(self, records: Iterable[TimedRecord], timeout_s: float) -> tuple[dict[Key, Any], dict[Key, Any]]:
+        """The last records, ending in live traffic; then the oracle's rows and, once they are all there (or at
+        the timeout), the job's."""
+        self.produce_with_live_tail(records)
+        expected = expected_rows(self)
+        return expected, self.wait_for(set(expected), timeout_s)
 
     def start(self) -> None:
         with self.log.open("ab") as out:
@@ -223,13 +232,10 @@ def assert_exact(
 def test_fresh_job_over_a_backlog(kafka_broker: LocalKafka, data_dir: Path, tmp_path: Path) -> None:
     """Deployed over topics that already hold 32 minutes of traffic."""
     scenario = Scenario(data_dir, tmp_path, minutes=32)
-    backlog = timedelta(minutes=30)
-    scenario.produce(r for r in scenario.data.records if r.due_time - START < backlog)
+    scenario.produce(scenario.records(timedelta(0), timedelta(minutes=30)))
     scenario.start()
     try:
-        scenario.produce_with_live_tail(r for r in scenario.data.records if r.due_time - START >= backlog)
-        expected = expected_rows(scenario)
-        rows = scenario.wait_for(set(expected), timeout_s=300)
+        expected, rows = scenario.finish(scenario.records(timedelta(minutes=30)), timeout_s=300)
     finally:
         scenario.stop()
     assert_exact(expected, rows)
@@ -240,19 +246,17 @@ def test_restart_after_downtime(kafka_broker: LocalKafka, data_dir: Path, tmp_pa
     """Stopped while 12 minutes of traffic arrive, then resumed from its checkpoint."""
     scenario = Scenario(data_dir, tmp_path, minutes=30)
     before, downtime = timedelta(minutes=8), timedelta(minutes=12)
-    scenario.produce(r for r in scenario.data.records if r.due_time - START < before)
+    scenario.produce(scenario.records(timedelta(0), before))
     scenario.start()
     try:
         scenario.wait_for(set(expected_rows(scenario)), timeout_s=240)
     finally:
         scenario.stop()
-    scenario.produce(r for r in scenario.data.records if before <= r.due_time - START < before + downtime)
+    scenario.produce(scenario.records(before, before + downtime))
     scenario.start()
     try:
         time.sleep(30)
-        scenario.produce_with_live_tail(r for r in scenario.data.records if r.due_time - START >= before + downtime)
-        expected = expected_rows(scenario)
-        rows = scenario.wait_for(set(expected), timeout_s=300)
+        expected, rows = scenario.finish(scenario.records(before + downtime), timeout_s=300)
     finally:
         scenario.stop()
     assert "resuming from checkpoint" in scenario.log.read_text()
@@ -263,17 +267,15 @@ def test_restart_after_downtime(kafka_broker: LocalKafka, data_dir: Path, tmp_pa
 def test_labels_read_far_ahead_of_predictions(kafka_broker: LocalKafka, data_dir: Path, tmp_path: Path) -> None:
     """Every label of 30 minutes is there at the start; the predictions come in three later bursts."""
     scenario = Scenario(data_dir, tmp_path, minutes=30)
-    scenario.produce(scenario.records(is_label, timedelta(0), timedelta(hours=1)))
-    scenario.produce(scenario.records(is_prediction, timedelta(0), timedelta(minutes=2)))
+    scenario.produce(scenario.records(timedelta(0), kind=is_label))
+    scenario.produce(scenario.records(timedelta(0), timedelta(minutes=2), is_prediction))
     scenario.start()
     try:
         for since, until in ((2, 12), (12, 22)):
             time.sleep(20)
-            scenario.produce(scenario.records(is_prediction, timedelta(minutes=since), timedelta(minutes=until)))
+            scenario.produce(scenario.records(timedelta(minutes=since), timedelta(minutes=until), is_prediction))
         time.sleep(20)
-        scenario.produce_with_live_tail(scenario.records(is_prediction, timedelta(minutes=22), timedelta(hours=1)))
-        expected = expected_rows(scenario)
-        rows = scenario.wait_for(set(expected), timeout_s=300)
+        expected, rows = scenario.finish(scenario.records(timedelta(minutes=22), kind=is_prediction), timeout_s=300)
     finally:
         scenario.stop()
     assert_exact(expected, rows)
@@ -287,15 +289,13 @@ def test_traffic_above_capacity(kafka_broker: LocalKafka, data_dir: Path, tmp_pa
     scenario.start()
     try:
         for since in (0, 1):  # normal: a minute of event time every 20 s
-            scenario.produce(scenario.records(lambda r: True, timedelta(minutes=since), timedelta(minutes=since + 1)))
+            scenario.produce(scenario.records(timedelta(minutes=since), timedelta(minutes=since + 1)))
             time.sleep(20)
         burst = time.monotonic()
-        scenario.produce(scenario.records(lambda r: True, timedelta(minutes=2), timedelta(minutes=17)))
+        scenario.produce(scenario.records(timedelta(minutes=2), timedelta(minutes=17)))
         print(f"15 minutes of traffic produced in {time.monotonic() - burst:.0f} s")
         time.sleep(20)  # normal again
-        scenario.produce_with_live_tail(scenario.records(lambda r: True, timedelta(minutes=17), timedelta(hours=1)))
-        expected = expected_rows(scenario)
-        rows = scenario.wait_for(set(expected), timeout_s=600)
+        expected, rows = scenario.finish(scenario.records(timedelta(minutes=17)), timeout_s=600)
         print(f"every closed window out {time.monotonic() - burst:.0f} s after the burst began")
     finally:
         scenario.stop()
@@ -307,7 +307,7 @@ def test_an_idle_labels_topic_holds_no_window_back(kafka_broker: LocalKafka, dat
     """Predictions only: the labels topic stays silent, and the unlabelled and final cohort windows still close,
     the latter once the labels' idle timeout (the horizon, 2 minutes here) has passed."""
     scenario = Scenario(data_dir, tmp_path, minutes=8, horizon=timedelta(minutes=2))
-    scenario.produce(scenario.records(is_prediction, timedelta(0), timedelta(hours=1)))
+    scenario.produce(scenario.records(timedelta(0), kind=is_prediction))
     expected = expected_rows(scenario)
     scenario.start()
     try:
