@@ -19,8 +19,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# JVM artifacts (Kafka connector, Parquet format, SQL gateway, Kafka broker), pinned in jvm/pom.xml.
-jvm/target/.fetched: jvm/pom.xml
+# JVM artifacts (Kafka connector, Parquet format, SQL gateway, Kafka broker), pinned in jvm/pom.xml, and
+# modelmon's own SQL functions compiled from jvm/src.
+jvm/target/.fetched: jvm/pom.xml $(shell find jvm/src -name '*.java')
 	mvn --quiet --batch-mode -f jvm/pom.xml package
 	touch $@
 
@@ -54,7 +55,7 @@ system-packages:  ## Install the Debian packages the tests need (apt-get, only w
 
 setup: $(VENV)/.installed jvm/target/.fetched system-packages  ## Create the venv, fetch the JVM jars, install Debian packages
 
-jars: jvm/target/.fetched  ## Fetch the JVM jars with Maven
+jars: jvm/target/.fetched  ## Fetch the JVM jars and build modelmon's functions with Maven
 
 demo: setup  ## Run Kafka, the job and the simulator locally and watch the metrics (Ctrl-C stops)
 	$(BIN)/modelmon demo

@@ -112,5 +112,5 @@ def test_the_replay_watermark_is_the_joins_progress_and_each_partition_has_one_w
     sql = render_job(_config()).to_sql_script()
     # The join holds its watermark back by its widest bound (the 6 h horizon); the sink adds it back.
     assert "CURRENT_WATERMARK(label_time) + INTERVAL '0 06:00:00.000' DAY TO SECOND(3)" in sql
-    assert "WATERMARK FOR label_ts AS TRY_CAST(" in sql and "join_watermark" in sql
+    assert "WATERMARK FOR label_ts AS UTC_TIMESTAMP(join_watermark) - " in sql
     assert "'sink.partitioner' = 'fixed'" in sql

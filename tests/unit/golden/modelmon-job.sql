@@ -4,6 +4,8 @@ SET 'table.optimizer.reuse-optimize-block-with-digest-enabled' = 'true';
 
 SET 'pipeline.name' = 'modelmon';
 
+SET 'pipeline.object-reuse' = 'true';
+
 SET 'parallelism.default' = '1';
 
 SET 'table.local-time-zone' = 'UTC';
@@ -12,7 +14,7 @@ SET 'execution.checkpointing.interval' = '10000 ms';
 
 SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
 
-SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/77f1a1266970';
+SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/3932af0c014b';
 
 SET 'execution.checkpointing.externalized-checkpoint-retention' = 'RETAIN_ON_CANCELLATION';
 
@@ -34,6 +36,17 @@ SET 'metrics.reporter.prom.factory.class' = 'org.apache.flink.metrics.prometheus
 
 SET 'metrics.reporter.prom.port' = '9249-9259';
 
+-- modelmon's parsing functions (jvm/src/main/java, in the modelmon-functions jar that every job loads), with which
+-- the sources' row times and the checking views read each record once (Flink's JSON_VALUE parses the whole record
+-- for every field; a regular expression and a cast cost many times more than one pass over a time's text):
+-- JSON_FIELDS(payload, 'a', 'b', ...): the named top-level fields of a JSON record value as a ROW of texts, NULL if
+-- the value is not one JSON object.
+CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS JSON_FIELDS AS 'io.modelmon.functions.JsonFields' LANGUAGE JAVA;
+
+-- UTC_TIMESTAMP(text): ISO-8601 UTC text as TIMESTAMP(3); NULL for anything else, or a date or time that does
+-- not exist.
+CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS UTC_TIMESTAMP AS 'io.modelmon.functions.UtcTimestamp' LANGUAGE JAVA;
+
 -- Predictions as Kafka delivers them, one JSON object per record value, read as text so that a malformed
 -- record becomes a dead letter with its reason (views/predictions_checked) instead of failing the job.
 -- Grain: one row per Kafka record of the predictions topic.
@@ -45,7 +58,7 @@ CREATE TABLE predictions_raw (
   proc_time AS PROCTIME(),                                 -- arrival order, for telling copies apart
   -- Row time: the prediction's event_time; the Kafka timestamp only for records too broken to have one
   -- (those never reach a window, they only must not stall the watermark).
-  event_time AS COALESCE(TRY_CAST(OVERLAY(REGEXP_EXTRACT(JSON_VALUE(payload, '$.event_time'), '^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) PLACING ' ' FROM 11 FOR 1) AS TIMESTAMP(3)), CAST(kafka_time AS TIMESTAMP(3))),
+  event_time AS COALESCE(UTC_TIMESTAMP(JSON_FIELDS(payload, 'event_time').event_time), CAST(kafka_time AS TIMESTAMP(3))),
   WATERMARK FOR event_time AS LEAST(event_time, CAST(kafka_time AS TIMESTAMP(3)) + INTERVAL '0 00:10:00.000' DAY TO SECOND(3)) - INTERVAL '0 00:00:05.000' DAY TO SECOND(3)
 ) WITH (
 'connector' = 'kafka',
@@ -68,7 +81,7 @@ CREATE TABLE labels_raw (
   kafka_time TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
   proc_time AS PROCTIME(),                                 -- arrival order, for telling copies apart
   -- Row time: when the label became known; the Kafka timestamp only for records without a valid one.
-  label_time AS COALESCE(TRY_CAST(OVERLAY(REGEXP_EXTRACT(JSON_VALUE(payload, '$.label_time'), '^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) PLACING ' ' FROM 11 FOR 1) AS TIMESTAMP(3)), CAST(kafka_time AS TIMESTAMP(3))),
+  label_time AS COALESCE(UTC_TIMESTAMP(JSON_FIELDS(payload, 'label_time').label_time), CAST(kafka_time AS TIMESTAMP(3))),
   WATERMARK FOR label_time AS LEAST(label_time, CAST(kafka_time AS TIMESTAMP(3)) + INTERVAL '0 00:10:00.000' DAY TO SECOND(3)) - INTERVAL '0 00:00:05.000' DAY TO SECOND(3)
 ) WITH (
 'connector' = 'kafka',
@@ -105,12 +118,12 @@ CREATE TABLE labelled_predictions_replay (
   kafka_partition INT METADATA FROM 'partition' VIRTUAL,
   kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
   kafka_time TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
-  event_ts AS TRY_CAST(OVERLAY(REGEXP_EXTRACT(event_time, '^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) PLACING ' ' FROM 11 FOR 1) AS TIMESTAMP(3)),
-  label_ts AS TRY_CAST(OVERLAY(REGEXP_EXTRACT(label_time, '^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) PLACING ' ' FROM 11 FOR 1) AS TIMESTAMP(3)),
+  event_ts AS UTC_TIMESTAMP(event_time),
+  label_ts AS UTC_TIMESTAMP(label_time),
   -- A label that came before its prediction (up to max_label_skew) leaves the join only once the prediction
   -- arrives: the watermark waits for it. A row without join_watermark (the join had none yet) leaves the
   -- watermark where it was.
-  WATERMARK FOR label_ts AS TRY_CAST(OVERLAY(REGEXP_EXTRACT(join_watermark, '^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) PLACING ' ' FROM 11 FOR 1) AS TIMESTAMP(3)) - INTERVAL '0 00:00:10.000' DAY TO SECOND(3)
+  WATERMARK FOR label_ts AS UTC_TIMESTAMP(join_watermark) - INTERVAL '0 00:00:10.000' DAY TO SECOND(3)
 ) WITH (
 'connector' = 'kafka',
   'topic' = 'labelled-predictions',
@@ -330,8 +343,8 @@ CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS mcnemar_pvalue AS 'modelmon.udfs.
 
 -- Predictions parsed from JSON and checked; `reason` is NULL for a valid row and says what is wrong
 -- otherwise (invalid rows go to the dead-letter topic, valid ones to the join).
--- In steps that each compute a value once per record (see the macro `once`): the JSON fields as text, their
--- values, the verdict, then whether a valid record repeats an earlier one. Every query that reads the view shares
+-- In steps that each compute a value once per record (see the macro `once`): the JSON fields as text (one parse,
+-- macro json_fields), their values, the verdict, then whether a valid record repeats an earlier one. Every query that reads the view shares
 -- one copy of it (see render.STATE_SETTINGS).
 -- Grain: one row per Kafka record of the predictions topic.
 CREATE TEMPORARY VIEW predictions_fields AS
@@ -342,15 +355,18 @@ SELECT
   kafka_time,
   event_time,                                                         -- row time
   proc_time,
-  CASE WHEN RAND() < 2 THEN payload IS JSON OBJECT END AS is_object,
-  CASE WHEN RAND() < 2 THEN JSON_VALUE(payload, '$.transaction_id') END AS transaction_id,
-  CASE WHEN RAND() < 2 THEN JSON_VALUE(payload, '$.model_version') END AS model_version,
-  CASE WHEN RAND() < 2 THEN JSON_VALUE(payload, '$.predicted_fraud_score') END AS score_text,
-  CASE WHEN RAND() < 2 THEN JSON_VALUE(payload, '$.predicted_fraud') END AS flag_text,
-  CASE WHEN RAND() < 2 THEN OVERLAY(REGEXP_EXTRACT(JSON_VALUE(payload, '$.event_time'), '^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) PLACING ' ' FROM 11 FOR 1) END AS event_time_text,
-  CASE WHEN RAND() < 2 THEN JSON_VALUE(payload, '$.country') END AS `country_text`,
-  CASE WHEN RAND() < 2 THEN JSON_VALUE(payload, '$.merchant_category') END AS `merchant_category_text`
-FROM predictions_raw;
+  fields IS NOT NULL AS is_object,
+  fields.transaction_id AS transaction_id,
+  fields.model_version AS model_version,
+  fields.predicted_fraud_score AS score_text,
+  fields.predicted_fraud AS flag_text,
+  fields.event_time AS event_time_text,
+  fields.`country` AS `country_text`,
+  fields.`merchant_category` AS `merchant_category_text`
+FROM (
+  SELECT *, CASE WHEN RAND() < 2 THEN JSON_FIELDS(payload, 'transaction_id', 'model_version', 'predicted_fraud_score', 'predicted_fraud', 'event_time', 'country', 'merchant_category') END AS fields
+  FROM predictions_raw
+);
 
 CREATE TEMPORARY VIEW predictions_verdicts AS
 SELECT
@@ -366,7 +382,7 @@ SELECT
       THEN 'predicted_fraud_score missing or not a number'
     WHEN NOT (predicted_fraud_score BETWEEN 0 AND 1) THEN 'predicted_fraud_score outside [0, 1]'
     WHEN predicted_fraud IS NULL THEN 'predicted_fraud missing or not 0|1'
-    WHEN event_time_parsed IS NULL OR SUBSTRING(CAST(event_time_parsed AS STRING) FROM 1 FOR 19) <> SUBSTRING(event_time_text FROM 1 FOR 19)
+    WHEN event_time_parsed IS NULL
       THEN 'event_time missing or not ISO-8601 UTC'
     WHEN event_time_parsed NOT BETWEEN CAST(kafka_time AS TIMESTAMP(3)) - INTERVAL '0 00:10:00.000' DAY TO SECOND(3)
                           AND CAST(kafka_time AS TIMESTAMP(3)) + INTERVAL '0 00:10:00.000' DAY TO SECOND(3)
@@ -377,7 +393,7 @@ FROM (
     *,
     CASE WHEN RAND() < 2 THEN TRY_CAST(score_text AS DOUBLE) END AS predicted_fraud_score,
     CASE flag_text WHEN '0' THEN 0 WHEN '1' THEN 1 END AS predicted_fraud,  -- not 1.0, true or '01'
-    CASE WHEN RAND() < 2 THEN TRY_CAST(event_time_text AS TIMESTAMP(3)) END AS event_time_parsed,
+    CASE WHEN RAND() < 2 THEN UTC_TIMESTAMP(event_time_text) END AS event_time_parsed,
     CASE WHEN country_text IN ('US', 'GB', 'DE', 'FR', 'BR')
      THEN country_text ELSE 'other' END AS `country`,
     CASE WHEN merchant_category_text IN ('grocery', 'travel', 'electronics', 'gaming')
@@ -415,11 +431,14 @@ SELECT
   kafka_time,
   label_time,                                                         -- row time
   proc_time,
-  CASE WHEN RAND() < 2 THEN payload IS JSON OBJECT END AS is_object,
-  CASE WHEN RAND() < 2 THEN JSON_VALUE(payload, '$.transaction_id') END AS transaction_id,
-  CASE WHEN RAND() < 2 THEN JSON_VALUE(payload, '$.actual_fraud') END AS flag_text,
-  CASE WHEN RAND() < 2 THEN OVERLAY(REGEXP_EXTRACT(JSON_VALUE(payload, '$.label_time'), '^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?)(Z|[+]00:?00)?$', 1) PLACING ' ' FROM 11 FOR 1) END AS label_time_text
-FROM labels_raw;
+  fields IS NOT NULL AS is_object,
+  fields.transaction_id AS transaction_id,
+  fields.actual_fraud AS flag_text,
+  fields.label_time AS label_time_text
+FROM (
+  SELECT *, CASE WHEN RAND() < 2 THEN JSON_FIELDS(payload, 'transaction_id', 'actual_fraud', 'label_time') END AS fields
+  FROM labels_raw
+);
 
 CREATE TEMPORARY VIEW labels_verdicts AS
 SELECT
@@ -430,7 +449,7 @@ SELECT
     WHEN transaction_id IS NULL OR CHAR_LENGTH(TRIM(transaction_id)) = 0 THEN 'missing transaction_id'
     WHEN CHAR_LENGTH(transaction_id) > 256 THEN 'transaction_id longer than 256 characters'
     WHEN actual_fraud IS NULL THEN 'actual_fraud missing or not 0|1'
-    WHEN label_time_parsed IS NULL OR SUBSTRING(CAST(label_time_parsed AS STRING) FROM 1 FOR 19) <> SUBSTRING(label_time_text FROM 1 FOR 19)
+    WHEN label_time_parsed IS NULL
       THEN 'label_time missing or not ISO-8601 UTC'
     WHEN label_time_parsed NOT BETWEEN CAST(kafka_time AS TIMESTAMP(3)) - INTERVAL '0 00:10:00.000' DAY TO SECOND(3)
                           AND CAST(kafka_time AS TIMESTAMP(3)) + INTERVAL '0 00:10:00.000' DAY TO SECOND(3)
@@ -440,7 +459,7 @@ FROM (
   SELECT
     *,
     CASE flag_text WHEN '0' THEN 0 WHEN '1' THEN 1 END AS actual_fraud,  -- not 1.0, true or '01'
-    CASE WHEN RAND() < 2 THEN TRY_CAST(label_time_text AS TIMESTAMP(3)) END AS label_time_parsed
+    CASE WHEN RAND() < 2 THEN UTC_TIMESTAMP(label_time_text) END AS label_time_parsed
   FROM labels_fields
 );
 
