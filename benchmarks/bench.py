@@ -25,16 +25,27 @@ BROKER_PORT = 29092
 
 @dataclass(frozen=True)
 class BenchOptions:
+    """The default run, about 20 minutes on two cores; FULL is the long sweep (`modelmon bench --full`)."""
+
     out_dir: Path
-    events: int = 4_000_000  # the throughput run: 2 million predictions and about as many events more
-    sizes: tuple[int, ...] = (1_000_000, 2_000_000, 4_000_000)
-    parallelisms: tuple[int, ...] = (1, 2)
+    events: int = 1_000_000  # the main run, also as the passthrough baseline
+    sizes: tuple[int, ...] = (1_000_000, 2_000_000)  # how cost grows with the input
+    parallelisms: tuple[int, ...] = (1,)
     event_rate: float = 1000.0  # transactions per second of event time in the preloaded data
     latency: bool = True
     latency_rate: float = 100.0
     latency_duration_s: float = 240.0
     state: bool = True
     state_predictions: int = 500_000
+
+
+# The long sweep: 4 million events at parallelism 1 and 2, three sizes, 10 million predictions waiting.
+FULL = {
+    "events": 4_000_000,
+    "sizes": (1_000_000, 2_000_000, 4_000_000),
+    "parallelisms": (1, 2),
+    "state_predictions": 10_000_000,
+}
 
 
 def _config(opts: BenchOptions, name: str, overrides: dict[str, Any] | None = None) -> Config:
@@ -94,7 +105,7 @@ def run_benchmarks(opts: BenchOptions, echo: Callable[[str], None]) -> dict[str,
             cfg = _config(opts, f"{size}")
             ensure_topics(cfg)
             echo(f"preloading {size:,} events")
-            events = preload(cfg, size, rate=opts.event_rate, progress=echo)
+            events = preload(cfg, size, rate=opts.event_rate, progress=echo, cache_dir=opts.out_dir / "cache")
             plan = [("full", 1)] if size != opts.events else [("passthrough", 1), ("full", 1)]
             if size == opts.events:
                 plan += [("full", p) for p in opts.parallelisms if p != 1]
@@ -128,7 +139,14 @@ def run_benchmarks(opts: BenchOptions, echo: Callable[[str], None]) -> dict[str,
             cfg = _config(opts, "state", {"join": {"label_horizon": "6h"}})
             ensure_topics(cfg)
             echo(f"state: {opts.state_predictions:,} predictions waiting for labels")
-            waiting = preload(cfg, opts.state_predictions, rate=opts.event_rate, progress=echo, labels=False)
+            waiting = preload(
+                cfg,
+                opts.state_predictions,
+                rate=opts.event_rate,
+                progress=echo,
+                cache_dir=opts.out_dir / "cache",
+                labels=False,
+            )
             state = measure_state(
                 cfg, _write(cfg, opts.out_dir / "state.yaml"), predictions=waiting, log=log, echo=echo
             )

@@ -11,6 +11,7 @@ import sys
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -674,41 +675,56 @@ def _count(value: str) -> int:
 
 
 @cli.command()
-@click.option("--events", default="4M", show_default=True, help="Events (predictions and labels) of the main run.")
 @click.option(
-    "--sizes", default="1M,2M,4M", show_default=True, help="Input sizes, comma-separated, for how cost grows."
+    "--full",
+    is_flag=True,
+    help="The long sweep: 4M events at parallelism 1 and 2, sizes 1M,2M,4M, 10M predictions waiting (about "
+    "an hour and a half); the options below override it.",
 )
-@click.option("--parallelism", "parallelisms", default="1,2", show_default=True, help="Parallelisms of the main run.")
+@click.option("--events", help="Events (predictions and labels) of the main run.  [default: 1M; --full: 4M]")
+@click.option("--sizes", help="Input sizes, comma-separated, for how cost grows.  [default: 1M,2M; --full: 1M,2M,4M]")
+@click.option("--parallelism", "parallelisms", help="Parallelisms of the main run.  [default: 1; --full: 1,2]")
 @click.option("--latency/--no-latency", default=True, show_default=True, help="Measure label-to-metric latency.")
 @click.option("--state/--no-state", default=True, show_default=True, help="Measure state per waiting prediction.")
-@click.option("--state-predictions", default="500k", show_default=True, help="Predictions waiting for labels.")
+@click.option(
+    "--state-predictions", help="Predictions waiting for labels in the state run.  [default: 500k; --full: 10M]"
+)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("build/bench"),
     show_default=True,
-    help="Results (results.json, results.md), the broker's data and the log.",
+    help="Results (results.json, results.md), the broker's data, the input cache and the log.",
 )
 def bench(
-    events: str, sizes: str, parallelisms: str, latency: bool, state: bool, state_predictions: str, out: Path
+    full: bool,
+    events: str | None,
+    sizes: str | None,
+    parallelisms: str | None,
+    latency: bool,
+    state: bool,
+    state_predictions: str | None,
+    out: Path,
 ) -> None:
     """Measure throughput (against a passthrough baseline), latency, memory and state; print a table.
 
-    Runs on a Kafka broker of its own (127.0.0.1:29092) and local Flink miniclusters. The default run takes
-    about an hour and a half on two cores; --events, --sizes and --no-latency/--no-state make it shorter.
+    Runs on a Kafka broker of its own (127.0.0.1:29092) and local Flink miniclusters, with nothing else on the
+    machine: every other process takes CPU from the job. The default run takes about 20 minutes on two
+    cores (the first one longer: it generates the input once, see --out).
     """
-    from modelmon.benchmarks.bench import BenchOptions, run_benchmarks
+    from modelmon.benchmarks.bench import FULL, BenchOptions, run_benchmarks
     from modelmon.benchmarks.report import as_markdown
 
-    opts = BenchOptions(
-        out_dir=out.resolve(),
-        events=_count(events),
-        sizes=tuple(_count(size) for size in sizes.split(",") if size.strip()),
-        parallelisms=tuple(int(p) for p in parallelisms.split(",") if p.strip()),
-        latency=latency,
-        state=state,
-        state_predictions=_count(state_predictions),
-    )
+    chosen: dict[str, Any] = dict(FULL) if full else {}
+    if events is not None:
+        chosen["events"] = _count(events)
+    if sizes is not None:
+        chosen["sizes"] = tuple(_count(size) for size in sizes.split(",") if size.strip())
+    if parallelisms is not None:
+        chosen["parallelisms"] = tuple(int(p) for p in parallelisms.split(",") if p.strip())
+    if state_predictions is not None:
+        chosen["state_predictions"] = _count(state_predictions)
+    opts = BenchOptions(out_dir=out.resolve(), latency=latency, state=state, **chosen)
     result = run_benchmarks(opts, echo=lambda line: click.echo(line, err=True))
     click.echo(as_markdown(result))
 

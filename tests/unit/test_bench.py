@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -45,6 +46,21 @@ def test_peak_memory_sees_a_child_process_grow() -> None:
 )
 def test_counts_are_read_with_units(text: str, count: int) -> None:
     assert _count(text) == count
+
+
+def test_the_input_cache_holds_the_simulators_records_in_order(tmp_path: Path) -> None:
+    from modelmon.benchmarks.data import START, _read_cache, _write_cache, simulator_config
+    from modelmon.producers.simulator import encode_value, epoch_millis, is_prediction, records
+
+    path = tmp_path / "input.bin"
+    _write_cache(path, 300, rate=1000.0, labels=False, progress=lambda _line: None)
+    cached = list(_read_cache(path.open("rb")))
+    want = [
+        (True, epoch_millis(r.due_time), r.key.encode(), encode_value(r.value))
+        for r in records(simulator_config(1000.0), START, 150)
+        if is_prediction(r)
+    ]
+    assert cached == want and len(cached) == 300
 
 
 def test_a_bad_count_is_a_usage_error() -> None:

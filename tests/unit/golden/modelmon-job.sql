@@ -14,7 +14,7 @@ SET 'execution.checkpointing.interval' = '10000 ms';
 
 SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
 
-SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/3932af0c014b';
+SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/884aa7951d59';
 
 SET 'execution.checkpointing.externalized-checkpoint-retention' = 'RETAIN_ON_CANCELLATION';
 
@@ -344,8 +344,8 @@ CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS mcnemar_pvalue AS 'modelmon.udfs.
 -- Predictions parsed from JSON and checked; `reason` is NULL for a valid row and says what is wrong
 -- otherwise (invalid rows go to the dead-letter topic, valid ones to the join).
 -- In steps that each compute a value once per record (see the macro `once`): the JSON fields as text (one parse,
--- macro json_fields), their values, the verdict, then whether a valid record repeats an earlier one. Every query that reads the view shares
--- one copy of it (see render.STATE_SETTINGS).
+-- macro json_fields), their values, the verdict, then whether a valid record repeats an earlier one. Every query
+-- that reads the view shares one copy of it (see render.STATE_SETTINGS).
 -- Grain: one row per Kafka record of the predictions topic.
 CREATE TEMPORARY VIEW predictions_fields AS
 SELECT
@@ -1434,30 +1434,7 @@ FROM (
 -- The final revision: every prediction of the window with the labels the join found within the horizon,
 -- windowed by event_time behind the join's watermark, so it fires once the horizon has passed. Its
 -- revision number is above any provisional one.
-CREATE TEMPORARY VIEW cohort_observations AS
-SELECT
-  model_version, `country`, `merchant_category`, predicted_fraud_score, predicted_fraud,
-  CAST(NULL AS INT) AS actual_fraud,
-  CAST(NULL AS BIGINT) AS label_latency_s,
-  TRUE AS is_prediction,
-  (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99)
-  - CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) > 0
-          AND predicted_fraud_score <= LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) * (1.0E0 / 100)
-         THEN 1 ELSE 0 END
-  + CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) < 99
-          AND predicted_fraud_score > (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) + 1) * (1.0E0 / 100)
-         THEN 1 ELSE 0 END) AS score_bin,
-  (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9)
-  - CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) > 0
-          AND predicted_fraud_score <= LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) * (1.0E0 / 10)
-         THEN 1 ELSE 0 END
-  + CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) < 9
-          AND predicted_fraud_score > (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) + 1) * (1.0E0 / 10)
-         THEN 1 ELSE 0 END) AS calibration_bin,
-  event_time
-FROM predictions_checked
-WHERE reason IS NULL
-UNION ALL
+CREATE TEMPORARY VIEW cohort_labelled_observations AS
 SELECT
   model_version, `country`, `merchant_category`, predicted_fraud_score, predicted_fraud, actual_fraud, label_latency_s,
   FALSE AS is_prediction,
@@ -1478,7 +1455,11 @@ SELECT
   event_time
 FROM labelled_predictions;
 
+-- A cohort window's predictions are the unlabelled view's (same window on event_time, same grain): their fine rows
+-- are shared, and only the labelled rows are aggregated here.
 CREATE TEMPORARY VIEW cohort_fine AS
+SELECT * FROM unlabelled_fine
+UNION ALL
 SELECT
   window_time AS fine_time,
   model_version, `country`, `merchant_category`,
@@ -1533,7 +1514,7 @@ SELECT
   COUNT(*) FILTER (WHERE label_latency_s <= 43200 AND label_latency_s > 21600) AS latency_25,
   COUNT(*) FILTER (WHERE label_latency_s <= 86400 AND label_latency_s > 43200) AS latency_26,
   COUNT(*) FILTER (WHERE label_latency_s > 86400) AS latency_27
-FROM TABLE(TUMBLE(TABLE cohort_observations, DESCRIPTOR(event_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
+FROM TABLE(TUMBLE(TABLE cohort_labelled_observations, DESCRIPTOR(event_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
 GROUP BY window_start, window_end, window_time, model_version, `country`, `merchant_category`, score_bin, calibration_bin;
 
 CREATE TEMPORARY VIEW cohort_bins AS
