@@ -411,8 +411,9 @@ def watch(
 
     The cohort view rewrites each window every cohort.revision_interval until its label horizon. Of these
     provisional rows, one is shown per cohort (window, model, segment) only when its revision reaches a
-    new multiple of windows.size / cohort.revision_interval (by default 1min / 10s = 6: revisions 6, 12,
-    18, ... or the first one past each), i.e. about once per window of label time; the final row (after
+    new multiple of windows.size / cohort.revision_interval (e.g. 1min / 10s = 6: revisions 6, 12, 18, ...
+    or the first one past each; by default 1min / 1min = 1, every one), i.e. about once per window of label
+    time; the final row (after
     join.label_horizon) is always shown. Rows older than one already shown for the
     same key are skipped, as readers of the topic must.
     """

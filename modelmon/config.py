@@ -404,8 +404,9 @@ class CohortConfig(Section):
     """The cohort view: per window of prediction time, revised as its labels arrive."""
 
     # At most one provisional revision per window and interval of label time; the final one follows once the
-    # label horizon has passed.
-    revision_interval: Annotated[Duration, AfterValidator(_whole_seconds)] = timedelta(seconds=10)
+    # label horizon has passed. A shorter interval refreshes provisional cohort rows more often (the live view
+    # has each window's labels at once) at a cost: at 10 s the full job ran 25% slower than at 1 min.
+    revision_interval: Annotated[Duration, AfterValidator(_whole_seconds)] = timedelta(minutes=1)
 
 
 class DriftConfig(Section):

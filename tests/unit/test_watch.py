@@ -237,7 +237,8 @@ def cohort(revision: int, *, final: bool = False, **values: Any) -> dict[str, An
 
 
 def test_revisions_per_window_from_the_config() -> None:
-    assert revisions_per_window(Config()) == 6  # 1 min windows, 10 s revisions
+    assert revisions_per_window(Config()) == 1  # 1 min windows, 1 min revisions
+    assert revisions_per_window(Config(cohort=CohortConfig(revision_interval="10s"))) == 6
     cfg = Config(windows=WindowsConfig(size="30s"), cohort=CohortConfig(revision_interval="1min"))
     assert revisions_per_window(cfg) == 1
 
@@ -332,7 +333,7 @@ def test_header_every_twenty_lines_and_when_the_date_changes() -> None:
 
 
 def test_filtered_and_throttled_rows_print_nothing_and_keep_the_header() -> None:
-    display = MetricsDisplay.for_config(Config(), views=["cohort", "live"])
+    display = MetricsDisplay.for_config(Config(cohort=CohortConfig(revision_interval="10s")), views=["cohort", "live"])
     assert shown(display, [UNLABELLED, dict(LIVE, segment_key="country", segment_value="US")]) == []
     assert len(shown(display, [cohort(6)])) == 2
     assert shown(display, [cohort(7), cohort(8), UNLABELLED]) == []

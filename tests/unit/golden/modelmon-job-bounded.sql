@@ -14,7 +14,7 @@ SET 'execution.checkpointing.interval' = '10000 ms';
 
 SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
 
-SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/bounded/821bd30789cf';
+SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/bounded/ab6da544d5ea';
 
 SET 'execution.checkpointing.externalized-checkpoint-retention' = 'RETAIN_ON_CANCELLATION';
 
@@ -300,6 +300,10 @@ CREATE TABLE history_sink (
 CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS window_metrics AS 'modelmon.udfs.functions.window_metrics' LANGUAGE PYTHON;
 
 CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS mcnemar_pvalue AS 'modelmon.udfs.functions.mcnemar_pvalue' LANGUAGE PYTHON;
+
+-- MERGE_BINS(bins): window histograms (the `bins` text of aggregates.sql.j2's window_stats) added up into one, with
+-- one entry per bin; a Java aggregate (jvm/src), retractable for the cohort revisions' OVER window.
+CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS MERGE_BINS AS 'io.modelmon.functions.MergeBins' LANGUAGE JAVA;
 
 -- Predictions parsed from JSON and checked; `reason` is NULL for a valid row and says what is wrong
 -- otherwise (invalid rows go to the dead-letter topic, valid ones to the join).
@@ -1136,7 +1140,7 @@ SELECT
   COUNT(*) FILTER (WHERE label_latency_s <= 43200 AND label_latency_s > 21600) AS latency_25,
   COUNT(*) FILTER (WHERE label_latency_s <= 86400 AND label_latency_s > 43200) AS latency_26,
   COUNT(*) FILTER (WHERE label_latency_s > 86400) AS latency_27
-FROM TABLE(TUMBLE(TABLE revision_observations, DESCRIPTOR(arrival_time), INTERVAL '0 00:00:10.000' DAY TO SECOND(3)))
+FROM TABLE(TUMBLE(TABLE revision_observations, DESCRIPTOR(arrival_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
 GROUP BY window_start, window_end, window_time, cohort_start, model_version, `country`, `merchant_category`, score_bin, calibration_bin;
 
 CREATE TEMPORARY VIEW revision_bins AS
@@ -1193,7 +1197,7 @@ SELECT
   SUM(pos) AS pos,
   SUM(neg) AS neg,
   SUM(labelled_score_sum) AS labelled_score_sum
-FROM TABLE(TUMBLE(TABLE revision_fine, DESCRIPTOR(fine_time), INTERVAL '0 00:00:10.000' DAY TO SECOND(3)))
+FROM TABLE(TUMBLE(TABLE revision_fine, DESCRIPTOR(fine_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
 GROUP BY window_start, window_end, window_time, cohort_start, score_bin, calibration_bin, GROUPING SETS ((model_version), (), (model_version, `country`), (`country`), (model_version, `merchant_category`), (`merchant_category`));
 
 CREATE TEMPORARY VIEW revision_windows AS
@@ -1249,7 +1253,7 @@ SELECT
   SUM(latency_27) AS latency_27,
   LISTAGG(CONCAT_WS(':', CAST(score_bin AS STRING), CAST(calibration_bin AS STRING), CAST(n_predictions AS STRING),
                     CAST(pos AS STRING), CAST(neg AS STRING), CAST(labelled_score_sum AS STRING)), ';') AS bins
-FROM TABLE(TUMBLE(TABLE revision_bins, DESCRIPTOR(bin_time), INTERVAL '0 00:00:10.000' DAY TO SECOND(3)))
+FROM TABLE(TUMBLE(TABLE revision_bins, DESCRIPTOR(bin_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
 GROUP BY window_start, window_end, window_time, cohort_start, model_version, segment_key, segment_value;
 
 -- Running totals per cohort; the range covers a cohort's whole life (skew before it, horizon after it).
@@ -1260,7 +1264,7 @@ SELECT
   model_version,
   segment_key,
   segment_value,
-  CAST(CEIL(TIMESTAMPDIFF(SECOND, cohort_start, window_end) / 10.0E0) AS INT) AS revision,
+  CAST(CEIL(TIMESTAMPDIFF(SECOND, cohort_start, window_end) / 60.0E0) AS INT) AS revision,
   SUM(n_predictions) OVER cohort AS n_predictions,
   SUM(predicted_positive) OVER cohort AS predicted_positive,
   SUM(score_sum) OVER cohort AS score_sum,
@@ -1303,12 +1307,12 @@ SELECT
   SUM(latency_25) OVER cohort AS latency_25,
   SUM(latency_26) OVER cohort AS latency_26,
   SUM(latency_27) OVER cohort AS latency_27,
-  LISTAGG(bins, ';') OVER cohort AS bins
+  MERGE_BINS(bins) OVER cohort AS bins  -- one entry per bin, however many intervals (functions/metrics)
 FROM revision_windows
 WINDOW cohort AS (
   PARTITION BY cohort_start, model_version, segment_key, segment_value
   ORDER BY window_time
-  RANGE BETWEEN INTERVAL '0 06:01:30.000' DAY TO SECOND(3) PRECEDING AND CURRENT ROW
+  RANGE BETWEEN INTERVAL '0 06:03:10.000' DAY TO SECOND(3) PRECEDING AND CURRENT ROW
 );
 
 CREATE TEMPORARY VIEW cohort_revision_metrics AS
@@ -1589,7 +1593,7 @@ SELECT
   model_version,
   segment_key,
   segment_value,
-  2170 AS revision,
+  365 AS revision,
   TRUE AS is_final,
   n_predictions,
   n_labelled,
