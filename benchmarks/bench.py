@@ -4,6 +4,7 @@ build/bench), with its own topics per input size."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -82,6 +83,10 @@ def run_benchmarks(opts: BenchOptions, echo: Callable[[str], None]) -> dict[str,
     opts.out_dir.mkdir(parents=True, exist_ok=True)
     log = opts.out_dir / "bench.log"
     broker = LocalKafka(_config(opts, "broker"))
+    # Each run on empty topics: a previous run's records would be read again and not counted as events. (A
+    # broker left running by a run cut short is stopped first; the input cache stays.)
+    broker.stop()
+    shutil.rmtree(opts.out_dir / "data", ignore_errors=True)
     echo(f"starting a Kafka broker on 127.0.0.1:{BROKER_PORT} (data in {opts.out_dir / 'data'}); log: {log}")
     broker.start()
     runs: list[RunResult] = []
