@@ -1,14 +1,15 @@
 """Window metrics from the histograms and sums that the Flink SQL job aggregates per window.
 
-The SQL aggregates, per window and in built-in SQL only, for each of B equal-width score bins the number of
-labelled positives and negatives and the sum of scores, plus counts per label-latency bucket. The functions
+The SQL aggregates, per window, for each of B equal-width score bins the number of predictions, of labelled
+positives and negatives and the sum of their scores (the Java aggregate BIN_STATS), plus counts per
+label-latency bucket. The functions
 here turn one such aggregated row into metrics. They run once per window row (not per record), so plain
 Python is fast enough; they take and return plain Python numbers so the PyFlink wrappers stay thin, and an
 undefined value (no positives, no negatives, empty window) is None - SQL NULL - never NaN and never 0.
 Bad input (negative counts, mismatched lengths, non-finite sums) raises ValueError or TypeError: it can only
 come from a bug in the SQL, not from bad records, which were dead-lettered before aggregation.
 
-Score bins: the SQL must compute exactly this index
+Score bins: the job must compute exactly this index
 ---------------------------------------------------
 The bins are those of scikit-learn's ``calibration_curve(y, p, n_bins=B, strategy="uniform")`` (the oracle),
 so one histogram serves ROC/PR AUC, calibration, PSI, KS and CBPE. sklearn takes the edges
@@ -22,18 +23,13 @@ so one histogram serves ROC/PR AUC, calibration, PSI, KS and CBPE. sklearn takes
 So ``bin = #{k in 1..B-1 : score > k * (1.0 / B)}`` in IEEE doubles (`score_bin_index` is the reference).
 ``min(floor(score * B), B - 1)`` differs from it for every score on an inner edge (simulated scores are
 rounded to 6 decimals, so these occur), and even ``max(ceil(score * B) - 1, 0)`` is wrong on a few edges
-(B = 50: 0.14, 0.28, 0.56; B = 100: 0.07, 0.55, ...) because ``score * B`` rounds. An exact Flink SQL form,
-with ``score`` a DOUBLE and B an INT literal; note the DOUBLE literal ``1.0E0`` (``1.0`` is a DECIMAL)::
+(B = 50: 0.14, 0.28, 0.56; B = 100: 0.07, 0.55, ...) because ``score * B`` rounds. The exact form the job
+uses (``BinStats.bin`` in jvm/src, Java doubles being IEEE as Python's)::
 
-    -- j: ceil-based candidate, at most one bin off, then corrected against the exact edges
-    j   = LEAST(GREATEST(CAST(CEIL(score * B) AS INT) - 1, 0), B - 1)
-    bin = j - CASE WHEN j > 0 AND score <= j * (1.0E0 / B) THEN 1 ELSE 0 END
-            + CASE WHEN j < B - 1 AND score > (j + 1) * (1.0E0 / B) THEN 1 ELSE 0 END
-
-or, equivalently, a CASE over the inner edges of `score_bin_edges`, each rendered as the DOUBLE literal
-``f"{edge:.16e}"`` (17 significant digits round-trip a double bit for bit; the exponent makes it a
-DOUBLE): ``CASE WHEN score <= 1.0000000000000001e-01 THEN 0 ... WHEN score <= 3.0000000000000004e-01 THEN 2
-... ELSE B - 1 END`` for B = 10.
+    j   = min(max(ceil(score * B) - 1, 0), B - 1)   # at most one bin off, then corrected against the edges
+    bin = j - 1 if j > 0 and score <= j * (1.0 / B)
+          j + 1 if j < B - 1 and score > (j + 1) * (1.0 / B)
+          j     otherwise
 Scores must be in [0, 1] (others are dead-lettered before aggregation).
 
 Latency buckets use the same closed-above convention: bucket 0 is [lower_edge, u_0], bucket i is

@@ -112,11 +112,11 @@ def both_classes(labels: NDArray[np.int64]) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The bin rule the SQL must reproduce
+# The bin rule the job must reproduce
 
 
-def sql_bin_index(score: float, n_bins: int) -> int:
-    """The module docstring's Flink SQL expression, transliterated (DOUBLE arithmetic is IEEE, as here)."""
+def job_bin_index(score: float, n_bins: int) -> int:
+    """BinStats.bin (jvm/src), transliterated (Java doubles are IEEE, as here)."""
     j = min(max(math.ceil(score * n_bins) - 1, 0), n_bins - 1)
     step = 1.0 / n_bins
     return j - int(j > 0 and score <= j * step) + int(j < n_bins - 1 and score > (j + 1) * step)
@@ -139,11 +139,11 @@ def test_bin_edges_are_bit_for_bit_numpy_linspace() -> None:
 
 
 @pytest.mark.parametrize("n_bins", [1, 2, 3, 7, 10, 20, 50, 100, 128])
-def test_bin_index_and_its_sql_form_match_calibration_curve(n_bins: int) -> None:
+def test_bin_index_and_the_jobs_form_match_calibration_curve(n_bins: int) -> None:
     scores = edge_scores(n_bins)
     expected = sklearn_bins(np.array(scores), n_bins).tolist()
     assert [score_bin_index(x, n_bins) for x in scores] == expected
-    assert [sql_bin_index(x, n_bins) for x in scores] == expected
+    assert [job_bin_index(x, n_bins) for x in scores] == expected
 
 
 def test_a_score_on_an_edge_goes_to_the_lower_bin_unlike_floor() -> None:

@@ -14,7 +14,7 @@ SET 'execution.checkpointing.interval' = '10000 ms';
 
 SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
 
-SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/0a76218d0fa6';
+SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/8ae12715d18c';
 
 SET 'execution.checkpointing.externalized-checkpoint-retention' = 'RETAIN_ON_CANCELLATION';
 
@@ -341,8 +341,11 @@ CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS window_metrics AS 'modelmon.udfs.
 
 CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS mcnemar_pvalue AS 'modelmon.udfs.functions.mcnemar_pvalue' LANGUAGE PYTHON;
 
--- MERGE_BINS(bins): window histograms (the `bins` text of aggregates.sql.j2's window_stats) added up into one, with
--- one entry per bin; a Java aggregate (jvm/src), retractable for the cohort revisions' OVER window.
+-- BIN_STATS(score, is_prediction, actual_fraud, score_bins, calibration_bins): a group's records as one score
+-- histogram in text (the `bins` of aggregates.sql.j2's fine_stats); MERGE_BINS(bins): such histograms added up into
+-- one, with one entry per bin, retractable for the cohort revisions' OVER window. Java aggregates (jvm/src).
+CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS BIN_STATS AS 'io.modelmon.functions.BinStats' LANGUAGE JAVA;
+
 CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS MERGE_BINS AS 'io.modelmon.functions.MergeBins' LANGUAGE JAVA;
 
 -- Predictions parsed from JSON and checked; `reason` is NULL for a valid row and says what is wrong
@@ -550,20 +553,6 @@ CREATE TEMPORARY VIEW live_observations AS
 SELECT
   model_version, `country`, `merchant_category`, predicted_fraud_score, predicted_fraud, actual_fraud, label_latency_s,
   TRUE AS is_prediction,
-  (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99)
-  - CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) > 0
-          AND predicted_fraud_score <= LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) * (1.0E0 / 100)
-         THEN 1 ELSE 0 END
-  + CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) < 99
-          AND predicted_fraud_score > (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) + 1) * (1.0E0 / 100)
-         THEN 1 ELSE 0 END) AS score_bin,
-  (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9)
-  - CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) > 0
-          AND predicted_fraud_score <= LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) * (1.0E0 / 10)
-         THEN 1 ELSE 0 END
-  + CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) < 9
-          AND predicted_fraud_score > (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) + 1) * (1.0E0 / 10)
-         THEN 1 ELSE 0 END) AS calibration_bin,
   label_time
 FROM live_input;
 
@@ -571,8 +560,6 @@ CREATE TEMPORARY VIEW live_fine AS
 SELECT
   window_time AS fine_time,
   model_version, `country`, `merchant_category`,
-  score_bin,
-  calibration_bin,
   COUNT(*) FILTER (WHERE is_prediction) AS n_predictions,
   COUNT(*) FILTER (WHERE is_prediction AND predicted_fraud = 1) AS predicted_positive,
   COALESCE(SUM(predicted_fraud_score) FILTER (WHERE is_prediction), 0E0) AS score_sum,
@@ -586,9 +573,6 @@ SELECT
   COUNT(*) FILTER (WHERE predicted_fraud = 1 AND actual_fraud = 0) AS fp,
   COUNT(*) FILTER (WHERE predicted_fraud = 0 AND actual_fraud = 0) AS tn,
   COUNT(*) FILTER (WHERE predicted_fraud = 0 AND actual_fraud = 1) AS fn,
-  COUNT(*) FILTER (WHERE actual_fraud = 1) AS pos,
-  COUNT(*) FILTER (WHERE actual_fraud = 0) AS neg,
-  COALESCE(SUM(predicted_fraud_score) FILTER (WHERE actual_fraud IS NOT NULL), 0E0) AS labelled_score_sum,
   COALESCE(SUM((predicted_fraud_score - actual_fraud) * (predicted_fraud_score - actual_fraud)), 0E0) AS sq_err_sum,
   -- The probability given to the observed label, clipped to [1e-15, 1 - 1e-15] as scikit-learn does.
   COALESCE(SUM(-LN(GREATEST(LEAST(CASE WHEN actual_fraud = 1 THEN predicted_fraud_score ELSE 1.0E0 - predicted_fraud_score END,
@@ -621,74 +605,19 @@ SELECT
   COUNT(*) FILTER (WHERE label_latency_s <= 21600 AND label_latency_s > 14400) AS latency_24,
   COUNT(*) FILTER (WHERE label_latency_s <= 43200 AND label_latency_s > 21600) AS latency_25,
   COUNT(*) FILTER (WHERE label_latency_s <= 86400 AND label_latency_s > 43200) AS latency_26,
-  COUNT(*) FILTER (WHERE label_latency_s > 86400) AS latency_27
+  COUNT(*) FILTER (WHERE label_latency_s > 86400) AS latency_27,
+  BIN_STATS(predicted_fraud_score, is_prediction, actual_fraud, 100, 10) AS bins
 FROM TABLE(TUMBLE(TABLE live_observations, DESCRIPTOR(label_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
-GROUP BY window_start, window_end, window_time, model_version, `country`, `merchant_category`, score_bin, calibration_bin;
-
-CREATE TEMPORARY VIEW live_bins AS
-SELECT
-  window_time AS bin_time,
-  CASE WHEN GROUPING(model_version) = 1 THEN '*' ELSE model_version END AS model_version,
-  CASE WHEN GROUPING(`country`) = 0 THEN 'country' WHEN GROUPING(`merchant_category`) = 0 THEN 'merchant_category' ELSE '*' END AS segment_key,
-  CASE WHEN GROUPING(`country`) = 0 THEN `country` WHEN GROUPING(`merchant_category`) = 0 THEN `merchant_category` ELSE '*' END AS segment_value,
-  score_bin,
-  calibration_bin,
-  SUM(n_predictions) AS n_predictions,
-  SUM(predicted_positive) AS predicted_positive,
-  SUM(score_sum) AS score_sum,
-  SUM(expected_tp) AS expected_tp,
-  SUM(expected_fp) AS expected_fp,
-  SUM(expected_fn) AS expected_fn,
-  SUM(expected_tn) AS expected_tn,
-  SUM(n_labelled) AS n_labelled,
-  SUM(tp) AS tp,
-  SUM(fp) AS fp,
-  SUM(tn) AS tn,
-  SUM(fn) AS fn,
-  SUM(sq_err_sum) AS sq_err_sum,
-  SUM(log_loss_sum) AS log_loss_sum,
-  SUM(latency_0) AS latency_0,
-  SUM(latency_1) AS latency_1,
-  SUM(latency_2) AS latency_2,
-  SUM(latency_3) AS latency_3,
-  SUM(latency_4) AS latency_4,
-  SUM(latency_5) AS latency_5,
-  SUM(latency_6) AS latency_6,
-  SUM(latency_7) AS latency_7,
-  SUM(latency_8) AS latency_8,
-  SUM(latency_9) AS latency_9,
-  SUM(latency_10) AS latency_10,
-  SUM(latency_11) AS latency_11,
-  SUM(latency_12) AS latency_12,
-  SUM(latency_13) AS latency_13,
-  SUM(latency_14) AS latency_14,
-  SUM(latency_15) AS latency_15,
-  SUM(latency_16) AS latency_16,
-  SUM(latency_17) AS latency_17,
-  SUM(latency_18) AS latency_18,
-  SUM(latency_19) AS latency_19,
-  SUM(latency_20) AS latency_20,
-  SUM(latency_21) AS latency_21,
-  SUM(latency_22) AS latency_22,
-  SUM(latency_23) AS latency_23,
-  SUM(latency_24) AS latency_24,
-  SUM(latency_25) AS latency_25,
-  SUM(latency_26) AS latency_26,
-  SUM(latency_27) AS latency_27,
-  SUM(pos) AS pos,
-  SUM(neg) AS neg,
-  SUM(labelled_score_sum) AS labelled_score_sum
-FROM TABLE(TUMBLE(TABLE live_fine, DESCRIPTOR(fine_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
-GROUP BY window_start, window_end, window_time, score_bin, calibration_bin, GROUPING SETS ((model_version), (), (model_version, `country`), (`country`), (model_version, `merchant_category`), (`merchant_category`));
+GROUP BY window_start, window_end, window_time, model_version, `country`, `merchant_category`;
 
 CREATE TEMPORARY VIEW live_windows AS
 SELECT
   window_start,
   window_end,
   window_time,
-  model_version,
-  segment_key,
-  segment_value,
+  CASE WHEN GROUPING(model_version) = 1 THEN '*' ELSE model_version END AS model_version,
+  CASE WHEN GROUPING(`country`) = 0 THEN 'country' WHEN GROUPING(`merchant_category`) = 0 THEN 'merchant_category' ELSE '*' END AS segment_key,
+  CASE WHEN GROUPING(`country`) = 0 THEN `country` WHEN GROUPING(`merchant_category`) = 0 THEN `merchant_category` ELSE '*' END AS segment_value,
   SUM(n_predictions) AS n_predictions,
   SUM(predicted_positive) AS predicted_positive,
   SUM(score_sum) AS score_sum,
@@ -731,10 +660,9 @@ SELECT
   SUM(latency_25) AS latency_25,
   SUM(latency_26) AS latency_26,
   SUM(latency_27) AS latency_27,
-  LISTAGG(CONCAT_WS(':', CAST(score_bin AS STRING), CAST(calibration_bin AS STRING), CAST(n_predictions AS STRING),
-                    CAST(pos AS STRING), CAST(neg AS STRING), CAST(labelled_score_sum AS STRING)), ';') AS bins
-FROM TABLE(TUMBLE(TABLE live_bins, DESCRIPTOR(bin_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
-GROUP BY window_start, window_end, window_time, model_version, segment_key, segment_value;
+  MERGE_BINS(bins) AS bins
+FROM TABLE(TUMBLE(TABLE live_fine, DESCRIPTOR(fine_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
+GROUP BY window_start, window_end, window_time, GROUPING SETS ((model_version), (), (model_version, `country`), (`country`), (model_version, `merchant_category`), (`merchant_category`));
 
 -- Grain: one row per window x model_version (incl. '*') x segment (incl. '*'), columns as in sinks/metrics.
 CREATE TEMPORARY VIEW live_metrics AS
@@ -818,20 +746,6 @@ SELECT
   CAST(NULL AS INT) AS actual_fraud,
   CAST(NULL AS BIGINT) AS label_latency_s,
   TRUE AS is_prediction,
-  (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99)
-  - CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) > 0
-          AND predicted_fraud_score <= LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) * (1.0E0 / 100)
-         THEN 1 ELSE 0 END
-  + CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) < 99
-          AND predicted_fraud_score > (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) + 1) * (1.0E0 / 100)
-         THEN 1 ELSE 0 END) AS score_bin,
-  (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9)
-  - CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) > 0
-          AND predicted_fraud_score <= LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) * (1.0E0 / 10)
-         THEN 1 ELSE 0 END
-  + CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) < 9
-          AND predicted_fraud_score > (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) + 1) * (1.0E0 / 10)
-         THEN 1 ELSE 0 END) AS calibration_bin,
   event_time
 FROM predictions_checked
 WHERE reason IS NULL;
@@ -840,8 +754,6 @@ CREATE TEMPORARY VIEW unlabelled_fine AS
 SELECT
   window_time AS fine_time,
   model_version, `country`, `merchant_category`,
-  score_bin,
-  calibration_bin,
   COUNT(*) FILTER (WHERE is_prediction) AS n_predictions,
   COUNT(*) FILTER (WHERE is_prediction AND predicted_fraud = 1) AS predicted_positive,
   COALESCE(SUM(predicted_fraud_score) FILTER (WHERE is_prediction), 0E0) AS score_sum,
@@ -855,9 +767,6 @@ SELECT
   COUNT(*) FILTER (WHERE predicted_fraud = 1 AND actual_fraud = 0) AS fp,
   COUNT(*) FILTER (WHERE predicted_fraud = 0 AND actual_fraud = 0) AS tn,
   COUNT(*) FILTER (WHERE predicted_fraud = 0 AND actual_fraud = 1) AS fn,
-  COUNT(*) FILTER (WHERE actual_fraud = 1) AS pos,
-  COUNT(*) FILTER (WHERE actual_fraud = 0) AS neg,
-  COALESCE(SUM(predicted_fraud_score) FILTER (WHERE actual_fraud IS NOT NULL), 0E0) AS labelled_score_sum,
   COALESCE(SUM((predicted_fraud_score - actual_fraud) * (predicted_fraud_score - actual_fraud)), 0E0) AS sq_err_sum,
   -- The probability given to the observed label, clipped to [1e-15, 1 - 1e-15] as scikit-learn does.
   COALESCE(SUM(-LN(GREATEST(LEAST(CASE WHEN actual_fraud = 1 THEN predicted_fraud_score ELSE 1.0E0 - predicted_fraud_score END,
@@ -890,74 +799,19 @@ SELECT
   COUNT(*) FILTER (WHERE label_latency_s <= 21600 AND label_latency_s > 14400) AS latency_24,
   COUNT(*) FILTER (WHERE label_latency_s <= 43200 AND label_latency_s > 21600) AS latency_25,
   COUNT(*) FILTER (WHERE label_latency_s <= 86400 AND label_latency_s > 43200) AS latency_26,
-  COUNT(*) FILTER (WHERE label_latency_s > 86400) AS latency_27
+  COUNT(*) FILTER (WHERE label_latency_s > 86400) AS latency_27,
+  BIN_STATS(predicted_fraud_score, is_prediction, actual_fraud, 100, 10) AS bins
 FROM TABLE(TUMBLE(TABLE unlabelled_observations, DESCRIPTOR(event_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
-GROUP BY window_start, window_end, window_time, model_version, `country`, `merchant_category`, score_bin, calibration_bin;
-
-CREATE TEMPORARY VIEW unlabelled_bins AS
-SELECT
-  window_time AS bin_time,
-  CASE WHEN GROUPING(model_version) = 1 THEN '*' ELSE model_version END AS model_version,
-  CASE WHEN GROUPING(`country`) = 0 THEN 'country' WHEN GROUPING(`merchant_category`) = 0 THEN 'merchant_category' ELSE '*' END AS segment_key,
-  CASE WHEN GROUPING(`country`) = 0 THEN `country` WHEN GROUPING(`merchant_category`) = 0 THEN `merchant_category` ELSE '*' END AS segment_value,
-  score_bin,
-  calibration_bin,
-  SUM(n_predictions) AS n_predictions,
-  SUM(predicted_positive) AS predicted_positive,
-  SUM(score_sum) AS score_sum,
-  SUM(expected_tp) AS expected_tp,
-  SUM(expected_fp) AS expected_fp,
-  SUM(expected_fn) AS expected_fn,
-  SUM(expected_tn) AS expected_tn,
-  SUM(n_labelled) AS n_labelled,
-  SUM(tp) AS tp,
-  SUM(fp) AS fp,
-  SUM(tn) AS tn,
-  SUM(fn) AS fn,
-  SUM(sq_err_sum) AS sq_err_sum,
-  SUM(log_loss_sum) AS log_loss_sum,
-  SUM(latency_0) AS latency_0,
-  SUM(latency_1) AS latency_1,
-  SUM(latency_2) AS latency_2,
-  SUM(latency_3) AS latency_3,
-  SUM(latency_4) AS latency_4,
-  SUM(latency_5) AS latency_5,
-  SUM(latency_6) AS latency_6,
-  SUM(latency_7) AS latency_7,
-  SUM(latency_8) AS latency_8,
-  SUM(latency_9) AS latency_9,
-  SUM(latency_10) AS latency_10,
-  SUM(latency_11) AS latency_11,
-  SUM(latency_12) AS latency_12,
-  SUM(latency_13) AS latency_13,
-  SUM(latency_14) AS latency_14,
-  SUM(latency_15) AS latency_15,
-  SUM(latency_16) AS latency_16,
-  SUM(latency_17) AS latency_17,
-  SUM(latency_18) AS latency_18,
-  SUM(latency_19) AS latency_19,
-  SUM(latency_20) AS latency_20,
-  SUM(latency_21) AS latency_21,
-  SUM(latency_22) AS latency_22,
-  SUM(latency_23) AS latency_23,
-  SUM(latency_24) AS latency_24,
-  SUM(latency_25) AS latency_25,
-  SUM(latency_26) AS latency_26,
-  SUM(latency_27) AS latency_27,
-  SUM(pos) AS pos,
-  SUM(neg) AS neg,
-  SUM(labelled_score_sum) AS labelled_score_sum
-FROM TABLE(TUMBLE(TABLE unlabelled_fine, DESCRIPTOR(fine_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
-GROUP BY window_start, window_end, window_time, score_bin, calibration_bin, GROUPING SETS ((model_version), (), (model_version, `country`), (`country`), (model_version, `merchant_category`), (`merchant_category`));
+GROUP BY window_start, window_end, window_time, model_version, `country`, `merchant_category`;
 
 CREATE TEMPORARY VIEW unlabelled_windows AS
 SELECT
   window_start,
   window_end,
   window_time,
-  model_version,
-  segment_key,
-  segment_value,
+  CASE WHEN GROUPING(model_version) = 1 THEN '*' ELSE model_version END AS model_version,
+  CASE WHEN GROUPING(`country`) = 0 THEN 'country' WHEN GROUPING(`merchant_category`) = 0 THEN 'merchant_category' ELSE '*' END AS segment_key,
+  CASE WHEN GROUPING(`country`) = 0 THEN `country` WHEN GROUPING(`merchant_category`) = 0 THEN `merchant_category` ELSE '*' END AS segment_value,
   SUM(n_predictions) AS n_predictions,
   SUM(predicted_positive) AS predicted_positive,
   SUM(score_sum) AS score_sum,
@@ -1000,10 +854,9 @@ SELECT
   SUM(latency_25) AS latency_25,
   SUM(latency_26) AS latency_26,
   SUM(latency_27) AS latency_27,
-  LISTAGG(CONCAT_WS(':', CAST(score_bin AS STRING), CAST(calibration_bin AS STRING), CAST(n_predictions AS STRING),
-                    CAST(pos AS STRING), CAST(neg AS STRING), CAST(labelled_score_sum AS STRING)), ';') AS bins
-FROM TABLE(TUMBLE(TABLE unlabelled_bins, DESCRIPTOR(bin_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
-GROUP BY window_start, window_end, window_time, model_version, segment_key, segment_value;
+  MERGE_BINS(bins) AS bins
+FROM TABLE(TUMBLE(TABLE unlabelled_fine, DESCRIPTOR(fine_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
+GROUP BY window_start, window_end, window_time, GROUPING SETS ((model_version), (), (model_version, `country`), (`country`), (model_version, `merchant_category`), (`merchant_category`));
 
 -- Grain: one row per window x model_version (incl. '*') x segment (incl. '*').
 CREATE TEMPORARY VIEW unlabelled_metrics AS
@@ -1092,20 +945,6 @@ SELECT
   CAST(NULL AS INT) AS actual_fraud,
   CAST(NULL AS BIGINT) AS label_latency_s,
   TRUE AS is_prediction,
-  (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99)
-  - CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) > 0
-          AND predicted_fraud_score <= LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) * (1.0E0 / 100)
-         THEN 1 ELSE 0 END
-  + CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) < 99
-          AND predicted_fraud_score > (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) + 1) * (1.0E0 / 100)
-         THEN 1 ELSE 0 END) AS score_bin,
-  (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9)
-  - CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) > 0
-          AND predicted_fraud_score <= LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) * (1.0E0 / 10)
-         THEN 1 ELSE 0 END
-  + CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) < 9
-          AND predicted_fraud_score > (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) + 1) * (1.0E0 / 10)
-         THEN 1 ELSE 0 END) AS calibration_bin,
   TIMESTAMPADD(SECOND, CAST(FLOOR(TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', event_time) / 60.0E0) AS INT) * 60, TIMESTAMP '1970-01-01 00:00:00') AS cohort_start,
   event_time AS arrival_time
 FROM predictions_checked
@@ -1114,20 +953,6 @@ UNION ALL
 SELECT
   model_version, `country`, `merchant_category`, predicted_fraud_score, predicted_fraud, actual_fraud, label_latency_s,
   FALSE AS is_prediction,
-  (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99)
-  - CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) > 0
-          AND predicted_fraud_score <= LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) * (1.0E0 / 100)
-         THEN 1 ELSE 0 END
-  + CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) < 99
-          AND predicted_fraud_score > (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) + 1) * (1.0E0 / 100)
-         THEN 1 ELSE 0 END) AS score_bin,
-  (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9)
-  - CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) > 0
-          AND predicted_fraud_score <= LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) * (1.0E0 / 10)
-         THEN 1 ELSE 0 END
-  + CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) < 9
-          AND predicted_fraud_score > (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) + 1) * (1.0E0 / 10)
-         THEN 1 ELSE 0 END) AS calibration_bin,
   TIMESTAMPADD(SECOND, CAST(FLOOR(TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', event_time) / 60.0E0) AS INT) * 60, TIMESTAMP '1970-01-01 00:00:00') AS cohort_start,
   label_time AS arrival_time
 FROM live_input;
@@ -1137,8 +962,6 @@ SELECT
   window_time AS fine_time,
   cohort_start,
   model_version, `country`, `merchant_category`,
-  score_bin,
-  calibration_bin,
   COUNT(*) FILTER (WHERE is_prediction) AS n_predictions,
   COUNT(*) FILTER (WHERE is_prediction AND predicted_fraud = 1) AS predicted_positive,
   COALESCE(SUM(predicted_fraud_score) FILTER (WHERE is_prediction), 0E0) AS score_sum,
@@ -1152,9 +975,6 @@ SELECT
   COUNT(*) FILTER (WHERE predicted_fraud = 1 AND actual_fraud = 0) AS fp,
   COUNT(*) FILTER (WHERE predicted_fraud = 0 AND actual_fraud = 0) AS tn,
   COUNT(*) FILTER (WHERE predicted_fraud = 0 AND actual_fraud = 1) AS fn,
-  COUNT(*) FILTER (WHERE actual_fraud = 1) AS pos,
-  COUNT(*) FILTER (WHERE actual_fraud = 0) AS neg,
-  COALESCE(SUM(predicted_fraud_score) FILTER (WHERE actual_fraud IS NOT NULL), 0E0) AS labelled_score_sum,
   COALESCE(SUM((predicted_fraud_score - actual_fraud) * (predicted_fraud_score - actual_fraud)), 0E0) AS sq_err_sum,
   -- The probability given to the observed label, clipped to [1e-15, 1 - 1e-15] as scikit-learn does.
   COALESCE(SUM(-LN(GREATEST(LEAST(CASE WHEN actual_fraud = 1 THEN predicted_fraud_score ELSE 1.0E0 - predicted_fraud_score END,
@@ -1187,66 +1007,10 @@ SELECT
   COUNT(*) FILTER (WHERE label_latency_s <= 21600 AND label_latency_s > 14400) AS latency_24,
   COUNT(*) FILTER (WHERE label_latency_s <= 43200 AND label_latency_s > 21600) AS latency_25,
   COUNT(*) FILTER (WHERE label_latency_s <= 86400 AND label_latency_s > 43200) AS latency_26,
-  COUNT(*) FILTER (WHERE label_latency_s > 86400) AS latency_27
+  COUNT(*) FILTER (WHERE label_latency_s > 86400) AS latency_27,
+  BIN_STATS(predicted_fraud_score, is_prediction, actual_fraud, 100, 10) AS bins
 FROM TABLE(TUMBLE(TABLE revision_observations, DESCRIPTOR(arrival_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
-GROUP BY window_start, window_end, window_time, cohort_start, model_version, `country`, `merchant_category`, score_bin, calibration_bin;
-
-CREATE TEMPORARY VIEW revision_bins AS
-SELECT
-  window_time AS bin_time,
-  cohort_start,
-  CASE WHEN GROUPING(model_version) = 1 THEN '*' ELSE model_version END AS model_version,
-  CASE WHEN GROUPING(`country`) = 0 THEN 'country' WHEN GROUPING(`merchant_category`) = 0 THEN 'merchant_category' ELSE '*' END AS segment_key,
-  CASE WHEN GROUPING(`country`) = 0 THEN `country` WHEN GROUPING(`merchant_category`) = 0 THEN `merchant_category` ELSE '*' END AS segment_value,
-  score_bin,
-  calibration_bin,
-  SUM(n_predictions) AS n_predictions,
-  SUM(predicted_positive) AS predicted_positive,
-  SUM(score_sum) AS score_sum,
-  SUM(expected_tp) AS expected_tp,
-  SUM(expected_fp) AS expected_fp,
-  SUM(expected_fn) AS expected_fn,
-  SUM(expected_tn) AS expected_tn,
-  SUM(n_labelled) AS n_labelled,
-  SUM(tp) AS tp,
-  SUM(fp) AS fp,
-  SUM(tn) AS tn,
-  SUM(fn) AS fn,
-  SUM(sq_err_sum) AS sq_err_sum,
-  SUM(log_loss_sum) AS log_loss_sum,
-  SUM(latency_0) AS latency_0,
-  SUM(latency_1) AS latency_1,
-  SUM(latency_2) AS latency_2,
-  SUM(latency_3) AS latency_3,
-  SUM(latency_4) AS latency_4,
-  SUM(latency_5) AS latency_5,
-  SUM(latency_6) AS latency_6,
-  SUM(latency_7) AS latency_7,
-  SUM(latency_8) AS latency_8,
-  SUM(latency_9) AS latency_9,
-  SUM(latency_10) AS latency_10,
-  SUM(latency_11) AS latency_11,
-  SUM(latency_12) AS latency_12,
-  SUM(latency_13) AS latency_13,
-  SUM(latency_14) AS latency_14,
-  SUM(latency_15) AS latency_15,
-  SUM(latency_16) AS latency_16,
-  SUM(latency_17) AS latency_17,
-  SUM(latency_18) AS latency_18,
-  SUM(latency_19) AS latency_19,
-  SUM(latency_20) AS latency_20,
-  SUM(latency_21) AS latency_21,
-  SUM(latency_22) AS latency_22,
-  SUM(latency_23) AS latency_23,
-  SUM(latency_24) AS latency_24,
-  SUM(latency_25) AS latency_25,
-  SUM(latency_26) AS latency_26,
-  SUM(latency_27) AS latency_27,
-  SUM(pos) AS pos,
-  SUM(neg) AS neg,
-  SUM(labelled_score_sum) AS labelled_score_sum
-FROM TABLE(TUMBLE(TABLE revision_fine, DESCRIPTOR(fine_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
-GROUP BY window_start, window_end, window_time, cohort_start, score_bin, calibration_bin, GROUPING SETS ((model_version), (), (model_version, `country`), (`country`), (model_version, `merchant_category`), (`merchant_category`));
+GROUP BY window_start, window_end, window_time, cohort_start, model_version, `country`, `merchant_category`;
 
 CREATE TEMPORARY VIEW revision_windows AS
 SELECT
@@ -1254,9 +1018,9 @@ SELECT
   window_end,
   window_time,
   cohort_start,
-  model_version,
-  segment_key,
-  segment_value,
+  CASE WHEN GROUPING(model_version) = 1 THEN '*' ELSE model_version END AS model_version,
+  CASE WHEN GROUPING(`country`) = 0 THEN 'country' WHEN GROUPING(`merchant_category`) = 0 THEN 'merchant_category' ELSE '*' END AS segment_key,
+  CASE WHEN GROUPING(`country`) = 0 THEN `country` WHEN GROUPING(`merchant_category`) = 0 THEN `merchant_category` ELSE '*' END AS segment_value,
   SUM(n_predictions) AS n_predictions,
   SUM(predicted_positive) AS predicted_positive,
   SUM(score_sum) AS score_sum,
@@ -1299,10 +1063,9 @@ SELECT
   SUM(latency_25) AS latency_25,
   SUM(latency_26) AS latency_26,
   SUM(latency_27) AS latency_27,
-  LISTAGG(CONCAT_WS(':', CAST(score_bin AS STRING), CAST(calibration_bin AS STRING), CAST(n_predictions AS STRING),
-                    CAST(pos AS STRING), CAST(neg AS STRING), CAST(labelled_score_sum AS STRING)), ';') AS bins
-FROM TABLE(TUMBLE(TABLE revision_bins, DESCRIPTOR(bin_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
-GROUP BY window_start, window_end, window_time, cohort_start, model_version, segment_key, segment_value;
+  MERGE_BINS(bins) AS bins
+FROM TABLE(TUMBLE(TABLE revision_fine, DESCRIPTOR(fine_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
+GROUP BY window_start, window_end, window_time, cohort_start, GROUPING SETS ((model_version), (), (model_version, `country`), (`country`), (model_version, `merchant_category`), (`merchant_category`));
 
 -- Running totals per cohort; the range covers a cohort's whole life (skew before it, horizon after it).
 CREATE TEMPORARY VIEW cohort_revisions AS
@@ -1442,20 +1205,6 @@ CREATE TEMPORARY VIEW cohort_labelled_observations AS
 SELECT
   model_version, `country`, `merchant_category`, predicted_fraud_score, predicted_fraud, actual_fraud, label_latency_s,
   FALSE AS is_prediction,
-  (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99)
-  - CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) > 0
-          AND predicted_fraud_score <= LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) * (1.0E0 / 100)
-         THEN 1 ELSE 0 END
-  + CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) < 99
-          AND predicted_fraud_score > (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 100) AS INT) - 1, 0), 99) + 1) * (1.0E0 / 100)
-         THEN 1 ELSE 0 END) AS score_bin,
-  (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9)
-  - CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) > 0
-          AND predicted_fraud_score <= LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) * (1.0E0 / 10)
-         THEN 1 ELSE 0 END
-  + CASE WHEN LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) < 9
-          AND predicted_fraud_score > (LEAST(GREATEST(CAST(CEIL(predicted_fraud_score * 10) AS INT) - 1, 0), 9) + 1) * (1.0E0 / 10)
-         THEN 1 ELSE 0 END) AS calibration_bin,
   event_time
 FROM labelled_predictions;
 
@@ -1467,8 +1216,6 @@ UNION ALL
 SELECT
   window_time AS fine_time,
   model_version, `country`, `merchant_category`,
-  score_bin,
-  calibration_bin,
   COUNT(*) FILTER (WHERE is_prediction) AS n_predictions,
   COUNT(*) FILTER (WHERE is_prediction AND predicted_fraud = 1) AS predicted_positive,
   COALESCE(SUM(predicted_fraud_score) FILTER (WHERE is_prediction), 0E0) AS score_sum,
@@ -1482,9 +1229,6 @@ SELECT
   COUNT(*) FILTER (WHERE predicted_fraud = 1 AND actual_fraud = 0) AS fp,
   COUNT(*) FILTER (WHERE predicted_fraud = 0 AND actual_fraud = 0) AS tn,
   COUNT(*) FILTER (WHERE predicted_fraud = 0 AND actual_fraud = 1) AS fn,
-  COUNT(*) FILTER (WHERE actual_fraud = 1) AS pos,
-  COUNT(*) FILTER (WHERE actual_fraud = 0) AS neg,
-  COALESCE(SUM(predicted_fraud_score) FILTER (WHERE actual_fraud IS NOT NULL), 0E0) AS labelled_score_sum,
   COALESCE(SUM((predicted_fraud_score - actual_fraud) * (predicted_fraud_score - actual_fraud)), 0E0) AS sq_err_sum,
   -- The probability given to the observed label, clipped to [1e-15, 1 - 1e-15] as scikit-learn does.
   COALESCE(SUM(-LN(GREATEST(LEAST(CASE WHEN actual_fraud = 1 THEN predicted_fraud_score ELSE 1.0E0 - predicted_fraud_score END,
@@ -1517,74 +1261,19 @@ SELECT
   COUNT(*) FILTER (WHERE label_latency_s <= 21600 AND label_latency_s > 14400) AS latency_24,
   COUNT(*) FILTER (WHERE label_latency_s <= 43200 AND label_latency_s > 21600) AS latency_25,
   COUNT(*) FILTER (WHERE label_latency_s <= 86400 AND label_latency_s > 43200) AS latency_26,
-  COUNT(*) FILTER (WHERE label_latency_s > 86400) AS latency_27
+  COUNT(*) FILTER (WHERE label_latency_s > 86400) AS latency_27,
+  BIN_STATS(predicted_fraud_score, is_prediction, actual_fraud, 100, 10) AS bins
 FROM TABLE(TUMBLE(TABLE cohort_labelled_observations, DESCRIPTOR(event_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
-GROUP BY window_start, window_end, window_time, model_version, `country`, `merchant_category`, score_bin, calibration_bin;
-
-CREATE TEMPORARY VIEW cohort_bins AS
-SELECT
-  window_time AS bin_time,
-  CASE WHEN GROUPING(model_version) = 1 THEN '*' ELSE model_version END AS model_version,
-  CASE WHEN GROUPING(`country`) = 0 THEN 'country' WHEN GROUPING(`merchant_category`) = 0 THEN 'merchant_category' ELSE '*' END AS segment_key,
-  CASE WHEN GROUPING(`country`) = 0 THEN `country` WHEN GROUPING(`merchant_category`) = 0 THEN `merchant_category` ELSE '*' END AS segment_value,
-  score_bin,
-  calibration_bin,
-  SUM(n_predictions) AS n_predictions,
-  SUM(predicted_positive) AS predicted_positive,
-  SUM(score_sum) AS score_sum,
-  SUM(expected_tp) AS expected_tp,
-  SUM(expected_fp) AS expected_fp,
-  SUM(expected_fn) AS expected_fn,
-  SUM(expected_tn) AS expected_tn,
-  SUM(n_labelled) AS n_labelled,
-  SUM(tp) AS tp,
-  SUM(fp) AS fp,
-  SUM(tn) AS tn,
-  SUM(fn) AS fn,
-  SUM(sq_err_sum) AS sq_err_sum,
-  SUM(log_loss_sum) AS log_loss_sum,
-  SUM(latency_0) AS latency_0,
-  SUM(latency_1) AS latency_1,
-  SUM(latency_2) AS latency_2,
-  SUM(latency_3) AS latency_3,
-  SUM(latency_4) AS latency_4,
-  SUM(latency_5) AS latency_5,
-  SUM(latency_6) AS latency_6,
-  SUM(latency_7) AS latency_7,
-  SUM(latency_8) AS latency_8,
-  SUM(latency_9) AS latency_9,
-  SUM(latency_10) AS latency_10,
-  SUM(latency_11) AS latency_11,
-  SUM(latency_12) AS latency_12,
-  SUM(latency_13) AS latency_13,
-  SUM(latency_14) AS latency_14,
-  SUM(latency_15) AS latency_15,
-  SUM(latency_16) AS latency_16,
-  SUM(latency_17) AS latency_17,
-  SUM(latency_18) AS latency_18,
-  SUM(latency_19) AS latency_19,
-  SUM(latency_20) AS latency_20,
-  SUM(latency_21) AS latency_21,
-  SUM(latency_22) AS latency_22,
-  SUM(latency_23) AS latency_23,
-  SUM(latency_24) AS latency_24,
-  SUM(latency_25) AS latency_25,
-  SUM(latency_26) AS latency_26,
-  SUM(latency_27) AS latency_27,
-  SUM(pos) AS pos,
-  SUM(neg) AS neg,
-  SUM(labelled_score_sum) AS labelled_score_sum
-FROM TABLE(TUMBLE(TABLE cohort_fine, DESCRIPTOR(fine_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
-GROUP BY window_start, window_end, window_time, score_bin, calibration_bin, GROUPING SETS ((model_version), (), (model_version, `country`), (`country`), (model_version, `merchant_category`), (`merchant_category`));
+GROUP BY window_start, window_end, window_time, model_version, `country`, `merchant_category`;
 
 CREATE TEMPORARY VIEW cohort_windows AS
 SELECT
   window_start,
   window_end,
   window_time,
-  model_version,
-  segment_key,
-  segment_value,
+  CASE WHEN GROUPING(model_version) = 1 THEN '*' ELSE model_version END AS model_version,
+  CASE WHEN GROUPING(`country`) = 0 THEN 'country' WHEN GROUPING(`merchant_category`) = 0 THEN 'merchant_category' ELSE '*' END AS segment_key,
+  CASE WHEN GROUPING(`country`) = 0 THEN `country` WHEN GROUPING(`merchant_category`) = 0 THEN `merchant_category` ELSE '*' END AS segment_value,
   SUM(n_predictions) AS n_predictions,
   SUM(predicted_positive) AS predicted_positive,
   SUM(score_sum) AS score_sum,
@@ -1627,10 +1316,9 @@ SELECT
   SUM(latency_25) AS latency_25,
   SUM(latency_26) AS latency_26,
   SUM(latency_27) AS latency_27,
-  LISTAGG(CONCAT_WS(':', CAST(score_bin AS STRING), CAST(calibration_bin AS STRING), CAST(n_predictions AS STRING),
-                    CAST(pos AS STRING), CAST(neg AS STRING), CAST(labelled_score_sum AS STRING)), ';') AS bins
-FROM TABLE(TUMBLE(TABLE cohort_bins, DESCRIPTOR(bin_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
-GROUP BY window_start, window_end, window_time, model_version, segment_key, segment_value;
+  MERGE_BINS(bins) AS bins
+FROM TABLE(TUMBLE(TABLE cohort_fine, DESCRIPTOR(fine_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
+GROUP BY window_start, window_end, window_time, GROUPING SETS ((model_version), (), (model_version, `country`), (`country`), (model_version, `merchant_category`), (`merchant_category`));
 
 -- Grain: one row per window x model_version (incl. '*') x segment (incl. '*') and revision.
 CREATE TEMPORARY VIEW cohort_final_metrics AS
