@@ -278,8 +278,8 @@ class RowFilter:
 
 
 def revisions_per_window(cfg: Config) -> int:
-    """How many cohort revisions make one window of label time (at least 1)."""
-    return max(1, cfg.windows.size // cfg.cohort.revision_interval)
+    """How many cohort revisions make one window of label time (the interval divides the window: config)."""
+    return cfg.windows.size // cfg.cohort.revision_interval
 
 
 def _cohort_key(row: Row) -> tuple[Any, ...]:

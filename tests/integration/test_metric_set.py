@@ -388,6 +388,9 @@ def test_cohort_revisions_grow_to_the_final_row(run: dict[str, Any]) -> None:
         # In a bounded run every label has arrived: the last provisional revision is the final one's data.
         for name in ("n_predictions", *COUNT_FIELDS):
             assert provisional[-1][name] == final[0][name], (key, name)
+        # The histograms too (the revisions merge the predictions' and the labels' separately).
+        for name in ("mean_score", "roc_auc", "pr_auc", "brier", "log_loss", "ece", "psi", "ks_statistic"):
+            assert provisional[-1][name] == pytest.approx(final[0][name], rel=1e-9, abs=1e-12), (key, name)
         several += len(provisional) > 1
     print(f"cohort: {several} of {len(revisions)} series revised more than once")
     assert several > len(revisions) // 2

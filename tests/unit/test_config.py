@@ -71,6 +71,16 @@ def test_bad_values_fail_naming_the_field(environ: dict[str, str], field: str) -
         load_config(environ=environ)
 
 
+def test_revision_interval_follows_the_window_unless_set_and_must_divide_it() -> None:
+    assert load_config(environ={"MODELMON__WINDOWS__SIZE": "20s"}).cohort.revision_interval == timedelta(seconds=20)
+    cfg = load_config(environ={"MODELMON__WINDOWS__SIZE": "2min", "MODELMON__COHORT__REVISION_INTERVAL": "30s"})
+    assert cfg.cohort.revision_interval == timedelta(seconds=30)
+    for interval in ("25s", "3min"):
+        environ = {"MODELMON__WINDOWS__SIZE": "2min", "MODELMON__COHORT__REVISION_INTERVAL": interval}
+        with pytest.raises(ConfigError, match=rf"config: .*cohort.revision_interval \({interval}\) must divide "):
+            load_config(environ=environ)
+
+
 def test_config_is_frozen() -> None:
     cfg = Config()
     with pytest.raises(ValueError):

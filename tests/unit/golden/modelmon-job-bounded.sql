@@ -14,7 +14,7 @@ SET 'execution.checkpointing.interval' = '10000 ms';
 
 SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
 
-SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/bounded/c6e12b570866';
+SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/bounded/f712a5dc2853';
 
 SET 'execution.checkpointing.externalized-checkpoint-retention' = 'RETAIN_ON_CANCELLATION';
 
@@ -304,9 +304,12 @@ CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS mcnemar_pvalue AS 'modelmon.udfs.
 -- BIN_STATS(score, is_prediction, actual_fraud, score_bins, calibration_bins): a group's records as one score
 -- histogram in text (the `bins` of aggregates.sql.j2's fine_stats); MERGE_BINS(bins): such histograms added up into
 -- one, with one entry per bin, retractable for the cohort revisions' OVER window. Java aggregates (jvm/src).
+-- LABELLED_BINS(bins): a histogram's labels only, each bin's prediction count 0 (a Java scalar function).
 CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS BIN_STATS AS 'io.modelmon.functions.BinStats' LANGUAGE JAVA;
 
 CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS MERGE_BINS AS 'io.modelmon.functions.MergeBins' LANGUAGE JAVA;
+
+CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS LABELLED_BINS AS 'io.modelmon.functions.LabelledBins' LANGUAGE JAVA;
 
 -- Predictions parsed from JSON and checked; `reason` is NULL for a valid row and says what is wrong
 -- otherwise (invalid rows go to the dead-letter topic, valid ones to the join).
@@ -500,17 +503,21 @@ SELECT transaction_id, model_version, `country`, `merchant_category`, predicted_
        CAST(event_time AS TIMESTAMP(3)) AS event_time, label_time
 FROM labelled_predictions;
 
--- Each matched prediction counts once, as a prediction and as a label.
+-- Each matched prediction counts once, as a prediction and as a label. cohort_start: the window of its event_time.
 CREATE TEMPORARY VIEW live_observations AS
 SELECT
   model_version, `country`, `merchant_category`, predicted_fraud_score, predicted_fraud, actual_fraud, label_latency_s,
   TRUE AS is_prediction,
+  TIMESTAMPADD(SECOND, CAST(FLOOR(TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', event_time) / 60.0E0) AS INT) * 60, TIMESTAMP '1970-01-01 00:00:00') AS cohort_start,
   label_time
 FROM live_input;
 
+-- Per revision interval of label_time and cohort: the cohort view's provisional revisions read these rows too
+-- (views/cohort), so each joined row is aggregated once for both; the live window adds them up.
 CREATE TEMPORARY VIEW live_fine AS
 SELECT
   window_time AS fine_time,
+  cohort_start,
   model_version, `country`, `merchant_category`,
   COUNT(*) FILTER (WHERE is_prediction) AS n_predictions,
   COUNT(*) FILTER (WHERE is_prediction AND predicted_fraud = 1) AS predicted_positive,
@@ -560,7 +567,7 @@ SELECT
   COUNT(*) FILTER (WHERE label_latency_s > 86400) AS latency_27,
   BIN_STATS(predicted_fraud_score, is_prediction, actual_fraud, 100, 10) AS bins
 FROM TABLE(TUMBLE(TABLE live_observations, DESCRIPTOR(label_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
-GROUP BY window_start, window_end, window_time, model_version, `country`, `merchant_category`;
+GROUP BY window_start, window_end, window_time, cohort_start, model_version, `country`, `merchant_category`;
 
 CREATE TEMPORARY VIEW live_windows AS
 SELECT
@@ -702,6 +709,8 @@ SELECT
 FROM predictions_checked
 WHERE reason IS NULL;
 
+-- Per revision interval of event_time (it divides the window): the cohort view's revisions and final rows read
+-- these rows too (views/cohort), so each prediction is aggregated once for all three; the window adds them up.
 CREATE TEMPORARY VIEW unlabelled_fine AS
 SELECT
   window_time AS fine_time,
@@ -891,78 +900,108 @@ FROM (
 -- its predictions, arriving at their event time), and an OVER window adds up everything the cohort has
 -- received so far. One row per cohort and interval that received anything; `revision` numbers the intervals
 -- since the cohort's start, so it grows with every update.
-CREATE TEMPORARY VIEW revision_observations AS
-SELECT
-  model_version, `country`, `merchant_category`, predicted_fraud_score, predicted_fraud,
-  CAST(NULL AS INT) AS actual_fraud,
-  CAST(NULL AS BIGINT) AS label_latency_s,
-  TRUE AS is_prediction,
-  TIMESTAMPADD(SECOND, CAST(FLOOR(TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', event_time) / 60.0E0) AS INT) * 60, TIMESTAMP '1970-01-01 00:00:00') AS cohort_start,
-  event_time AS arrival_time
-FROM predictions_checked
-WHERE reason IS NULL
-UNION ALL
-SELECT
-  model_version, `country`, `merchant_category`, predicted_fraud_score, predicted_fraud, actual_fraud, label_latency_s,
-  FALSE AS is_prediction,
-  TIMESTAMPADD(SECOND, CAST(FLOOR(TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', event_time) / 60.0E0) AS INT) * 60, TIMESTAMP '1970-01-01 00:00:00') AS cohort_start,
-  label_time AS arrival_time
-FROM live_input;
-
+--
+-- The counts per interval are the other views' fine rows: the predictions' from the unlabelled view (per interval
+-- of event_time, within their cohort's window), the labels' from the live view (per interval of label_time and
+-- cohort), there counted as predictions too, here as labels only (a cohort counted the prediction on its arrival).
 CREATE TEMPORARY VIEW revision_fine AS
 SELECT
-  window_time AS fine_time,
+  fine_time,
+  TIMESTAMPADD(SECOND, CAST(FLOOR(TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', fine_time) / 60.0E0) AS INT) * 60, TIMESTAMP '1970-01-01 00:00:00') AS cohort_start,
+  model_version, `country`, `merchant_category`,
+  n_predictions,
+  predicted_positive,
+  score_sum,
+  expected_tp,
+  expected_fp,
+  expected_fn,
+  expected_tn,
+  n_labelled,
+  tp,
+  fp,
+  tn,
+  fn,
+  sq_err_sum,
+  log_loss_sum,
+  latency_0,
+  latency_1,
+  latency_2,
+  latency_3,
+  latency_4,
+  latency_5,
+  latency_6,
+  latency_7,
+  latency_8,
+  latency_9,
+  latency_10,
+  latency_11,
+  latency_12,
+  latency_13,
+  latency_14,
+  latency_15,
+  latency_16,
+  latency_17,
+  latency_18,
+  latency_19,
+  latency_20,
+  latency_21,
+  latency_22,
+  latency_23,
+  latency_24,
+  latency_25,
+  latency_26,
+  latency_27,
+  bins
+FROM unlabelled_fine
+UNION ALL
+SELECT
+  fine_time,
   cohort_start,
   model_version, `country`, `merchant_category`,
-  COUNT(*) FILTER (WHERE is_prediction) AS n_predictions,
-  COUNT(*) FILTER (WHERE is_prediction AND predicted_fraud = 1) AS predicted_positive,
-  COALESCE(SUM(predicted_fraud_score) FILTER (WHERE is_prediction), 0E0) AS score_sum,
-  -- CBPE: the confusion matrix expected if the scores are calibrated, with the model's own decisions.
-  COALESCE(SUM(predicted_fraud_score) FILTER (WHERE is_prediction AND predicted_fraud = 1), 0E0) AS expected_tp,
-  COALESCE(SUM(1.0E0 - predicted_fraud_score) FILTER (WHERE is_prediction AND predicted_fraud = 1), 0E0) AS expected_fp,
-  COALESCE(SUM(predicted_fraud_score) FILTER (WHERE is_prediction AND predicted_fraud = 0), 0E0) AS expected_fn,
-  COALESCE(SUM(1.0E0 - predicted_fraud_score) FILTER (WHERE is_prediction AND predicted_fraud = 0), 0E0) AS expected_tn,
-  COUNT(actual_fraud) AS n_labelled,
-  COUNT(*) FILTER (WHERE predicted_fraud = 1 AND actual_fraud = 1) AS tp,
-  COUNT(*) FILTER (WHERE predicted_fraud = 1 AND actual_fraud = 0) AS fp,
-  COUNT(*) FILTER (WHERE predicted_fraud = 0 AND actual_fraud = 0) AS tn,
-  COUNT(*) FILTER (WHERE predicted_fraud = 0 AND actual_fraud = 1) AS fn,
-  COALESCE(SUM((predicted_fraud_score - actual_fraud) * (predicted_fraud_score - actual_fraud)), 0E0) AS sq_err_sum,
-  -- The probability given to the observed label, clipped to [1e-15, 1 - 1e-15] as scikit-learn does.
-  COALESCE(SUM(-LN(GREATEST(LEAST(CASE WHEN actual_fraud = 1 THEN predicted_fraud_score ELSE 1.0E0 - predicted_fraud_score END,
-                                  1.0E0 - 1.0E-15), 1.0E-15))) FILTER (WHERE actual_fraud IS NOT NULL), 0E0) AS log_loss_sum,
-  -- Label latency buckets, closed above: (edge[i-1], edge[i]]; a label before its prediction counts as 0 s.
-  COUNT(*) FILTER (WHERE label_latency_s <= 1) AS latency_0,
-  COUNT(*) FILTER (WHERE label_latency_s <= 2 AND label_latency_s > 1) AS latency_1,
-  COUNT(*) FILTER (WHERE label_latency_s <= 5 AND label_latency_s > 2) AS latency_2,
-  COUNT(*) FILTER (WHERE label_latency_s <= 10 AND label_latency_s > 5) AS latency_3,
-  COUNT(*) FILTER (WHERE label_latency_s <= 20 AND label_latency_s > 10) AS latency_4,
-  COUNT(*) FILTER (WHERE label_latency_s <= 30 AND label_latency_s > 20) AS latency_5,
-  COUNT(*) FILTER (WHERE label_latency_s <= 45 AND label_latency_s > 30) AS latency_6,
-  COUNT(*) FILTER (WHERE label_latency_s <= 60 AND label_latency_s > 45) AS latency_7,
-  COUNT(*) FILTER (WHERE label_latency_s <= 90 AND label_latency_s > 60) AS latency_8,
-  COUNT(*) FILTER (WHERE label_latency_s <= 120 AND label_latency_s > 90) AS latency_9,
-  COUNT(*) FILTER (WHERE label_latency_s <= 180 AND label_latency_s > 120) AS latency_10,
-  COUNT(*) FILTER (WHERE label_latency_s <= 240 AND label_latency_s > 180) AS latency_11,
-  COUNT(*) FILTER (WHERE label_latency_s <= 300 AND label_latency_s > 240) AS latency_12,
-  COUNT(*) FILTER (WHERE label_latency_s <= 450 AND label_latency_s > 300) AS latency_13,
-  COUNT(*) FILTER (WHERE label_latency_s <= 600 AND label_latency_s > 450) AS latency_14,
-  COUNT(*) FILTER (WHERE label_latency_s <= 900 AND label_latency_s > 600) AS latency_15,
-  COUNT(*) FILTER (WHERE label_latency_s <= 1200 AND label_latency_s > 900) AS latency_16,
-  COUNT(*) FILTER (WHERE label_latency_s <= 1800 AND label_latency_s > 1200) AS latency_17,
-  COUNT(*) FILTER (WHERE label_latency_s <= 2700 AND label_latency_s > 1800) AS latency_18,
-  COUNT(*) FILTER (WHERE label_latency_s <= 3600 AND label_latency_s > 2700) AS latency_19,
-  COUNT(*) FILTER (WHERE label_latency_s <= 5400 AND label_latency_s > 3600) AS latency_20,
-  COUNT(*) FILTER (WHERE label_latency_s <= 7200 AND label_latency_s > 5400) AS latency_21,
-  COUNT(*) FILTER (WHERE label_latency_s <= 10800 AND label_latency_s > 7200) AS latency_22,
-  COUNT(*) FILTER (WHERE label_latency_s <= 14400 AND label_latency_s > 10800) AS latency_23,
-  COUNT(*) FILTER (WHERE label_latency_s <= 21600 AND label_latency_s > 14400) AS latency_24,
-  COUNT(*) FILTER (WHERE label_latency_s <= 43200 AND label_latency_s > 21600) AS latency_25,
-  COUNT(*) FILTER (WHERE label_latency_s <= 86400 AND label_latency_s > 43200) AS latency_26,
-  COUNT(*) FILTER (WHERE label_latency_s > 86400) AS latency_27,
-  BIN_STATS(predicted_fraud_score, is_prediction, actual_fraud, 100, 10) AS bins
-FROM TABLE(TUMBLE(TABLE revision_observations, DESCRIPTOR(arrival_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
-GROUP BY window_start, window_end, window_time, cohort_start, model_version, `country`, `merchant_category`;
+  CAST(0 AS BIGINT) AS n_predictions,
+  CAST(0 AS BIGINT) AS predicted_positive,
+  0E0 AS score_sum,
+  0E0 AS expected_tp,
+  0E0 AS expected_fp,
+  0E0 AS expected_fn,
+  0E0 AS expected_tn,
+  n_labelled AS n_labelled,
+  tp AS tp,
+  fp AS fp,
+  tn AS tn,
+  fn AS fn,
+  sq_err_sum AS sq_err_sum,
+  log_loss_sum AS log_loss_sum,
+  latency_0 AS latency_0,
+  latency_1 AS latency_1,
+  latency_2 AS latency_2,
+  latency_3 AS latency_3,
+  latency_4 AS latency_4,
+  latency_5 AS latency_5,
+  latency_6 AS latency_6,
+  latency_7 AS latency_7,
+  latency_8 AS latency_8,
+  latency_9 AS latency_9,
+  latency_10 AS latency_10,
+  latency_11 AS latency_11,
+  latency_12 AS latency_12,
+  latency_13 AS latency_13,
+  latency_14 AS latency_14,
+  latency_15 AS latency_15,
+  latency_16 AS latency_16,
+  latency_17 AS latency_17,
+  latency_18 AS latency_18,
+  latency_19 AS latency_19,
+  latency_20 AS latency_20,
+  latency_21 AS latency_21,
+  latency_22 AS latency_22,
+  latency_23 AS latency_23,
+  latency_24 AS latency_24,
+  latency_25 AS latency_25,
+  latency_26 AS latency_26,
+  latency_27 AS latency_27,
+  LABELLED_BINS(bins) AS bins
+FROM live_fine;
 
 CREATE TEMPORARY VIEW revision_windows AS
 SELECT
