@@ -1,14 +1,15 @@
 """One aggregated window row in, its histogram metrics out: what the `window_metrics` UDF computes.
 
-The SQL (sql/aggregates.sql.j2) aggregates each window in two built-in steps: first per score bin and
-calibration bin, then per window, where the bins are folded into one text column (LISTAGG). This module
-parses that text and applies `metrics_math`; it runs once per window row, never per record. No PyFlink
-import, so it is tested directly (udfs/functions.py is the thin PyFlink wrapper).
+The SQL (sql/aggregates.sql.j2) aggregates each window's records per model version and segments, with their
+score histogram as one text column (BIN_STATS, a Java aggregate of jvm/src), and merges those texts bin by bin
+for the '*' rows (MERGE_BINS). This module parses that text and applies `metrics_math`; it runs once per window
+row, never per record. No PyFlink import, so it is tested directly (udfs/functions.py is the thin PyFlink
+wrapper).
 
 The bins text is a ';'-separated list of entries ``score_bin:calibration_bin:n:pos:neg:labelled_score_sum``:
 `n` counts the predictions (drift), `pos`/`neg` the labelled positives and negatives (AUC, calibration),
-and `labelled_score_sum` sums the scores of the labelled ones (reliability). An entry may repeat a bin pair
-(cumulative cohort revisions concatenate the deltas of several label intervals); repeats add up.
+and `labelled_score_sum` sums the scores of the labelled ones (reliability). The job writes each bin pair once;
+should an entry repeat a pair, the repeats add up.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ Row = tuple[float, int | None]
 
 
 def bins_text(rows: Sequence[Row], shuffle: random.Random | None = None) -> str:
-    """The `bins` column: one entry per (score_bin, calibration_bin), LISTAGG'ed with ';'."""
+    """The `bins` column: one entry per (score_bin, calibration_bin), joined with ';'."""
     groups: dict[tuple[int, int], list[Any]] = {}
     for score, label in rows:
         key = (score_bin_index(score, SCORE_BINS), score_bin_index(score, CALIBRATION_BINS))
@@ -51,7 +51,7 @@ def bins_text(rows: Sequence[Row], shuffle: random.Random | None = None) -> str:
             group[3] += score  # labelled_score_sum
     entries = [f"{s}:{c}:{n}:{pos}:{neg}:{total!r}" for (s, c), (n, pos, neg, total) in groups.items()]
     if shuffle is not None:
-        shuffle.shuffle(entries)  # LISTAGG has no order
+        shuffle.shuffle(entries)  # the parser must not rely on the order
     return ";".join(entries)
 
 
