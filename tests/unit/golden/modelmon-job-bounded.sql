@@ -14,7 +14,7 @@ SET 'execution.checkpointing.interval' = '10000 ms';
 
 SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
 
-SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/bounded/f712a5dc2853';
+SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/bounded/96a23b4c02a6';
 
 SET 'execution.checkpointing.externalized-checkpoint-retention' = 'RETAIN_ON_CANCELLATION';
 
@@ -1385,22 +1385,29 @@ FROM (
 );
 
 -- Champion vs challenger: both versions' predictions of the same transaction, paired through their shared
--- label (same label_time, so a zero-width interval join), per configured comparison.
+-- label, per configured comparison: the two joined rows of one transaction and label_time (one per version, as
+-- repeats are dead letters) grouped in the window of that label_time. A window aggregation keeps one partial
+-- pair per transaction until the window closes, where a self-join kept every joined row, and found its partner, in
+-- state of its own.
 CREATE TEMPORARY VIEW paired_labels AS
-SELECT
-  champion.label_time,
-  'v2' AS model_version,
-  'v1' AS compared_to, champion.`country`, champion.`merchant_category`,
-  champion.actual_fraud,
-  champion.predicted_fraud AS champion_predicted,
-  challenger.predicted_fraud AS challenger_predicted,
-  champion.predicted_fraud_score AS champion_score,
-  challenger.predicted_fraud_score AS challenger_score
-FROM live_input AS champion
-JOIN live_input AS challenger
-  ON champion.transaction_id = challenger.transaction_id
- AND challenger.label_time BETWEEN champion.label_time AND champion.label_time
-WHERE champion.model_version = 'v1' AND challenger.model_version = 'v2';
+SELECT *
+FROM (
+  SELECT
+    window_time AS label_time,
+    'v2' AS model_version,
+    'v1' AS compared_to,
+    MAX(`country`) FILTER (WHERE model_version = 'v1') AS `country`,
+    MAX(`merchant_category`) FILTER (WHERE model_version = 'v1') AS `merchant_category`,
+    MAX(actual_fraud) AS actual_fraud,
+    MAX(predicted_fraud) FILTER (WHERE model_version = 'v1') AS champion_predicted,
+    MAX(predicted_fraud) FILTER (WHERE model_version = 'v2') AS challenger_predicted,
+    MAX(predicted_fraud_score) FILTER (WHERE model_version = 'v1') AS champion_score,
+    MAX(predicted_fraud_score) FILTER (WHERE model_version = 'v2') AS challenger_score
+  FROM TABLE(TUMBLE(TABLE live_input, DESCRIPTOR(label_time), INTERVAL '0 00:01:00.000' DAY TO SECOND(3)))
+  WHERE model_version IN ('v1', 'v2')
+  GROUP BY window_start, window_end, window_time, transaction_id, label_time
+)
+WHERE champion_predicted IS NOT NULL AND challenger_predicted IS NOT NULL;
 
 CREATE TEMPORARY VIEW comparison_windows AS
 SELECT
