@@ -1,9 +1,5 @@
 package io.modelmon.functions;
 
-import org.apache.flink.table.annotation.DataTypeHint;
-import org.apache.flink.table.annotation.FunctionHint;
-import org.apache.flink.table.functions.AggregateFunction;
-
 /**
  * {@code BIN_STATS(score, is_prediction, actual_fraud, score_bins, calibration_bins)}: the records of a group as one
  * {@link Histogram} text. A record falls in one score bin of {@code score_bins} and one calibration bin of
@@ -14,15 +10,7 @@ import org.apache.flink.table.functions.AggregateFunction;
  * had up to a hundred times more groups than model versions and segments, and each record gained little from the
  * aggregation before the shuffle.
  */
-@FunctionHint(
-        accumulator = @DataTypeHint(value = "RAW", bridgedTo = Histogram.class),
-        output = @DataTypeHint("STRING"))
-public final class BinStats extends AggregateFunction<String, Histogram> {
-
-    @Override
-    public Histogram createAccumulator() {
-        return new Histogram();
-    }
+public final class BinStats extends HistogramAggregate {
 
     public void accumulate(
             Histogram acc, Double score, Boolean isPrediction, Integer actualFraud, Integer scoreBins,
@@ -36,21 +24,6 @@ public final class BinStats extends AggregateFunction<String, Histogram> {
                 labelled && actualFraud == 1 ? 1 : 0,
                 labelled && actualFraud == 0 ? 1 : 0,
                 labelled ? score : 0);
-    }
-
-    public void merge(Histogram acc, Iterable<Histogram> others) {
-        for (Histogram other : others) {
-            acc.addAll(other);
-        }
-    }
-
-    public void resetAccumulator(Histogram acc) {
-        acc.clear();
-    }
-
-    @Override
-    public String getValue(Histogram acc) {
-        return acc.toText();
     }
 
     /**

@@ -1,9 +1,5 @@
 package io.modelmon.functions;
 
-import org.apache.flink.table.annotation.DataTypeHint;
-import org.apache.flink.table.annotation.FunctionHint;
-import org.apache.flink.table.functions.AggregateFunction;
-
 /**
  * {@code MERGE_BINS(bins)}: the sum of histograms in {@link Histogram}'s text (as {@link BinStats} writes them), as
  * one histogram in the same format with one entry per bin.
@@ -13,15 +9,7 @@ import org.apache.flink.table.functions.AggregateFunction;
  * text, and the work of every step after it, grow with the number of intervals). Retractable, as a bounded OVER
  * window needs.
  */
-@FunctionHint(
-        accumulator = @DataTypeHint(value = "RAW", bridgedTo = Histogram.class),
-        output = @DataTypeHint("STRING"))
-public final class MergeBins extends AggregateFunction<String, Histogram> {
-
-    @Override
-    public Histogram createAccumulator() {
-        return new Histogram();
-    }
+public final class MergeBins extends HistogramAggregate {
 
     public void accumulate(Histogram acc, String text) {
         acc.addText(text, 1);
@@ -29,20 +17,5 @@ public final class MergeBins extends AggregateFunction<String, Histogram> {
 
     public void retract(Histogram acc, String text) {
         acc.addText(text, -1);
-    }
-
-    public void merge(Histogram acc, Iterable<Histogram> others) {
-        for (Histogram other : others) {
-            acc.addAll(other);
-        }
-    }
-
-    public void resetAccumulator(Histogram acc) {
-        acc.clear();
-    }
-
-    @Override
-    public String getValue(Histogram acc) {
-        return acc.toText();
     }
 }
