@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from modelmon.benchmarks.data import preload
 from modelmon.benchmarks.report import as_json, as_markdown
-from modelmon.benchmarks.streaming import Latency, StateSize, measure_latency, measure_state
+from modelmon.benchmarks.streaming import Latency, StateRun, measure_latency, measure_state
 from modelmon.benchmarks.throughput import RunResult, run_bounded
 
 from modelmon.config import Config
@@ -37,7 +37,7 @@ class BenchOptions:
     latency_rate: float = 100.0
     latency_duration_s: float = 240.0
     state: bool = True
-    state_predictions: int = 500_000
+    state_predictions: int = 2_000_000  # waiting for their labels, in a streaming run
 
 
 # The long sweep: 4 million events at parallelism 1 and 2, three sizes, 10 million predictions waiting.
@@ -91,7 +91,7 @@ def run_benchmarks(opts: BenchOptions, echo: Callable[[str], None]) -> dict[str,
     broker.start()
     runs: list[RunResult] = []
     latency: Latency | None = None
-    state: StateSize | None = None
+    state: StateRun | None = None
 
     def save() -> dict[str, Any]:
         """Writes the figures so far: a run cut short keeps what it measured."""

@@ -7,7 +7,7 @@ import platform
 from dataclasses import asdict
 from typing import Any
 
-from modelmon.benchmarks.streaming import Latency, StateSize
+from modelmon.benchmarks.streaming import Latency, StateRun
 from modelmon.benchmarks.throughput import RunResult
 
 
@@ -26,7 +26,7 @@ def machine() -> dict[str, Any]:
 
 
 def as_json(
-    runs: list[RunResult], latency: Latency | None, state: StateSize | None, meta: dict[str, Any]
+    runs: list[RunResult], latency: Latency | None, state: StateRun | None, meta: dict[str, Any]
 ) -> dict[str, Any]:
     return {
         **meta,
@@ -72,7 +72,16 @@ def as_markdown(result: dict[str, Any]) -> str:
     if state:
         lines += [
             "",
-            f"Checkpointed state with {state['waiting_predictions']:,} predictions waiting for labels: "
-            f"{state['checkpoint_bytes'] / 2**20:,.1f} MB, {state['bytes_per_million'] / 2**20:,.0f} MB per million.",
+            f"A streaming run reading {state['waiting_predictions']:,} predictions whose labels have not come "
+            f"(state backend {state['state_backend']}; the join keeps every one):",
+            "",
+            "| predictions/s | first tenth | last tenth | checkpoints (failed) | checkpoint p50 | checkpoint p99 | "
+            "state at the end | per million | peak RSS JVM |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {state['events_per_s']:,.0f} | {state['first_tenth_per_s']:,.0f} | {state['last_tenth_per_s']:,.0f} "
+            f"| {state['checkpoints']} ({state['failed_checkpoints']}) "
+            f"| {state['checkpoint_p50_s']:.1f} s | {state['checkpoint_p99_s']:.1f} s "
+            f"| {state['checkpoint_bytes'] / 2**20:,.1f} MB | {state['bytes_per_million'] / 2**20:,.0f} MB "
+            f"| {state['peak_rss_jvm_mb']:,.0f} MB |",
         ]
     return "\n".join(lines) + "\n"

@@ -20,7 +20,6 @@ from modelmon.benchmarks.processes import PeakMemory
 
 from modelmon.config import Config
 from modelmon.kafka_security import client_options
-from modelmon.paths import checkpoint_root
 
 WINDOW_END = re.compile(
     r'^modelmon_window_end_timestamp_seconds\{(?=[^}]*view="live")(?=[^}]*model_version="\*")'
@@ -160,35 +159,131 @@ def _wait_for_running_job(job: subprocess.Popen[bytes], log: Path, timeout_s: fl
 
 
 @dataclass(frozen=True)
-class StateSize:
+class StateRun:
+    """A streaming job reading predictions whose labels have not come, so that each stays in the join's state.
+
+    `first_tenth_per_s` and `last_tenth_per_s` are the job's reading rates over the first and last tenth of the
+    predictions: with little state and with nearly all of it. Checkpoint durations are of every checkpoint that
+    completed while the job read and after; `checkpoint_bytes` is the full size of the last one (for an incremental
+    checkpoint, what a restore reads, not only what that checkpoint added)."""
+
+    state_backend: str
     waiting_predictions: int
+    events_per_s: float
+    first_tenth_per_s: float
+    last_tenth_per_s: float
+    checkpoints: int
+    failed_checkpoints: int
+    checkpoint_p50_s: float
+    checkpoint_p99_s: float
     checkpoint_bytes: int
+    peak_rss_jvm_mb: float
 
     @property
     def bytes_per_million(self) -> float:
         return self.checkpoint_bytes / self.waiting_predictions * 1e6
 
 
+class _JobGauges:
+    """From the job's Prometheus reporter (job settings: the first free port of 9249-9259), sampled every second:
+    each completed checkpoint's duration and full size, and how far the sources have read a topic (the sum of
+    its partitions' current offsets)."""
+
+    COUNT = "flink_jobmanager_job_numberOfCompletedCheckpoints"
+    OFFSET = "flink_taskmanager_job_task_operator_KafkaSourceReader_topic_partition_currentOffset"
+
+    def __init__(self, topic: str) -> None:
+        # As the reporter writes label values: every character other than a letter, digit, ':' or '_' as '_'.
+        self.topic_label = f'topic="{re.sub(r"[^A-Za-z0-9:_]", "_", topic)}"'
+        self.durations_s: list[float] = []
+        self.full_size = 0
+        self.failed = 0
+        self.progress: list[tuple[float, int]] = []  # (time, records read) at each change
+        self.stop = threading.Event()
+        self._count = 0.0
+
+    def follow(self) -> None:
+        while not self.stop.wait(1.0):
+            text = self._scrape()
+            now = time.monotonic()
+            gauges, read = {}, 0
+            for line in text.splitlines():
+                if line.startswith("flink_jobmanager_job_"):
+                    gauges[line.split("{")[0]] = float(line.rsplit(" ", 1)[1])
+                elif line.startswith(self.OFFSET) and self.topic_label in line:
+                    read += max(0, int(float(line.rsplit(" ", 1)[1])) + 1)  # the offset of the last record read
+            if read > (self.progress[-1][1] if self.progress else 0):
+                self.progress.append((now, read))
+            count = gauges.get(self.COUNT, 0.0)
+            if count > self._count:
+                self._count = count
+                self.durations_s.append(gauges.get("flink_jobmanager_job_lastCheckpointDuration", 0.0) / 1000)
+                self.full_size = int(gauges.get("flink_jobmanager_job_lastCheckpointFullSize", 0.0))
+            self.failed = int(gauges.get("flink_jobmanager_job_numberOfFailedCheckpoints", self.failed))
+
+    def _scrape(self) -> str:
+        for port in range(9249, 9260):
+            try:
+                text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            except requests.RequestException:
+                continue
+            if self.COUNT in text:
+                return text
+        return ""
+
+
 def measure_state(
     cfg: Config, config_file: Path, *, predictions: int, log: Path, echo: Callable[[str], None]
-) -> StateSize:
-    """A streaming job over `predictions` predictions whose labels have not come: the size of a checkpoint
-    taken once all of them are read (the join holds each until its label or the horizon)."""
+) -> StateRun:
+    """A streaming job over `predictions` predictions whose labels have not come (the join holds each until its
+    label or the horizon): how fast it reads them as its state grows, how long its checkpoints take, and their
+    size once all of them are read."""
+    gauges = _JobGauges(cfg.topics.predictions)
+    follower = threading.Thread(target=gauges.follow, daemon=True)
     job = _cli(config_file, "run", "--fresh", log=log)
     try:
-        _wait_for_running_job(job, log)
-        deadline = time.monotonic() + 900
-        while _lag(cfg) > 0:
-            if job.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the job did not read every prediction; see {log}")
-            time.sleep(5)
-        echo("  every prediction read; waiting for two more checkpoints")
-        time.sleep(2.5 * cfg.job.checkpoint_interval.total_seconds())
-        newest = max(checkpoint_root(cfg, bounded=False).glob("*/*/chk-*"), key=lambda p: int(p.name.split("-")[1]))
-        size = sum(path.stat().st_size for path in newest.rglob("*") if path.is_file())
+        with PeakMemory(job.pid) as memory:
+            follower.start()
+            _wait_for_running_job(job, log)
+            deadline = time.monotonic() + 3600
+            while (lag := _lag(cfg)) > 0:
+                if job.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the job did not read every prediction; see {log}")
+                echo(f"  {predictions - lag:,} of {predictions:,} predictions read and committed")
+                time.sleep(15)
+            echo("  every prediction read; waiting for two more checkpoints")
+            time.sleep(2.5 * cfg.job.checkpoint_interval.total_seconds())
     finally:
+        gauges.stop.set()
         _stop(job)
-    return StateSize(waiting_predictions=predictions, checkpoint_bytes=size)
+    if not gauges.durations_s or not gauges.progress:
+        raise RuntimeError(f"the job's Prometheus reporter reported no checkpoint or no progress; see {log}")
+    durations = np.array(gauges.durations_s)
+    return StateRun(
+        state_backend=cfg.job.backend(bounded=False),
+        waiting_predictions=predictions,
+        events_per_s=_rate(gauges.progress, 0.0, 1.0),
+        first_tenth_per_s=_rate(gauges.progress, 0.0, 0.1),
+        last_tenth_per_s=_rate(gauges.progress, 0.9, 1.0),
+        checkpoints=len(durations),
+        failed_checkpoints=gauges.failed,
+        checkpoint_p50_s=float(np.percentile(durations, 50)),
+        checkpoint_p99_s=float(np.percentile(durations, 99)),
+        checkpoint_bytes=gauges.full_size,
+        peak_rss_jvm_mb=memory.peak["jvm"] / 2**20,
+    )
+
+
+def _rate(progress: list[tuple[float, int]], start: float, end: float) -> float:
+    """Records read per second between the samples nearest to the fractions `start` and `end` of all records read
+    (from the first sample: the job's start-up is not reading)."""
+    total = progress[-1][1]
+
+    def nearest(fraction: float) -> tuple[float, int]:
+        return min(progress, key=lambda point: abs(point[1] - fraction * total))
+
+    (t0, n0), (t1, n1) = nearest(start), nearest(end)
+    return (n1 - n0) / (t1 - t0) if t1 > t0 else float("nan")
 
 
 def _lag(cfg: Config) -> int:

@@ -686,9 +686,14 @@ def _count(value: str) -> int:
 @click.option("--sizes", help="Input sizes, comma-separated, for how cost grows.  [default: 1M,2M; --full: 1M,2M,4M]")
 @click.option("--parallelism", "parallelisms", help="Parallelisms of the main run.  [default: 1; --full: 1,2]")
 @click.option("--latency/--no-latency", default=True, show_default=True, help="Measure label-to-metric latency.")
-@click.option("--state/--no-state", default=True, show_default=True, help="Measure state per waiting prediction.")
 @click.option(
-    "--state-predictions", help="Predictions waiting for labels in the state run.  [default: 500k; --full: 10M]"
+    "--state/--no-state",
+    default=True,
+    show_default=True,
+    help="Measure a streaming run as its state grows: reading rate, checkpoint durations, state size.",
+)
+@click.option(
+    "--state-predictions", help="Predictions waiting for labels in the state run.  [default: 2M; --full: 10M]"
 )
 @click.option(
     "--out",

@@ -114,6 +114,7 @@ class Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+JvmMemory = Annotated[str, _pattern(r"\d+[mg]", "memory size such as 512m or 2g")]
 EnvVarName = Annotated[str, _pattern(r"[A-Za-z_][A-Za-z0-9_]{0,127}", "environment variable name")]
 
 
@@ -211,7 +212,7 @@ class LocalKafkaConfig(Section):
     host: Literal["127.0.0.1", "localhost"] = "127.0.0.1"
     port: int = Field(9092, ge=1, le=65535)
     controller_port: int = Field(9093, ge=1, le=65535)
-    heap: Annotated[str, _pattern(r"\d+[mg]", "JVM heap size")] = "512m"
+    heap: JvmMemory = "512m"
     start_timeout: Duration = timedelta(seconds=60)
 
 
@@ -253,7 +254,25 @@ class JobConfig(Section):
     name: Label = "modelmon"
     parallelism: int = Field(1, ge=1, le=1024)
     checkpoint_interval: Duration = timedelta(seconds=10)
-    state_backend: Literal["hashmap", "rocksdb"] = "hashmap"
+    # Where the join and the windows keep their state. rocksdb: on local disk, its hot part in managed memory,
+    # checkpointed incrementally (what changed since the last checkpoint), so the join may hold far more
+    # predictions than the heap would (a long label horizon at a high rate), and a checkpoint of millions of them
+    # takes a second, not the seconds a full copy takes. hashmap: on the heap, every checkpoint a full copy; about
+    # twice as fast per record while the state is small. Unset: rocksdb for streaming runs, which run for months
+    # and checkpoint all along; hashmap for bounded ones (backfills, benchmarks), whose state ends with them. A
+    # backfill over a long horizon at a high rate sets rocksdb.
+    state_backend: Literal["hashmap", "rocksdb"] | None = None
+    # Memory of a local run (`modelmon run`, whose minicluster runs in the job's own JVM): the JVM's heap, and
+    # the managed memory, off the heap, RocksDB takes its block cache and write buffers from. Without them the
+    # JVM would take a quarter of the machine's memory, and RocksDB a minicluster's 128 MB default. A cluster's
+    # TaskManagers are sized by the cluster's configuration (flink-conf/config.yaml).
+    heap: JvmMemory = "3g"
+    managed_memory: JvmMemory = "1g"
+
+    def backend(self, *, bounded: bool) -> str:
+        """The state backend a run uses: the configured one, or by default rocksdb when streaming."""
+        return self.state_backend or ("hashmap" if bounded else "rocksdb")
+
     # The Python that runs the job's UDFs (in every TaskManager); it must have modelmon installed.
     python: Annotated[str, _pattern(r"[A-Za-z0-9_./+-]{1,1024}", "interpreter path")] = Field(
         default_factory=lambda: sys.executable

@@ -187,7 +187,15 @@ def job_settings(cfg: Config, *, bounded: bool, fingerprint: str) -> dict[str, s
         "execution.checkpointing.mode": "EXACTLY_ONCE",
         "execution.checkpointing.dir": checkpoint_dir(cfg, bounded=bounded, fingerprint=fingerprint).as_uri(),
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
-        "state.backend.type": cfg.job.state_backend,
+        "state.backend.type": cfg.job.backend(bounded=bounded),
+        # RocksDB uploads only the files written since the last checkpoint (the heap backend ignores this).
+        "execution.checkpointing.incremental": "true",
+        # RocksDB's own log in its database folder, which goes with the job, not beside Flink's log (in a local
+        # run, inside the PyFlink package); Flink's documented way is a directory that does not exist.
+        "state.backend.rocksdb.log.dir": "/dev/null",
+        # A local run's minicluster (its heap: job.heap, set on the JVM by the runner); a cluster's TaskManagers
+        # keep the managed memory they started with.
+        "taskmanager.memory.managed.size": cfg.job.managed_memory,
         # The only state without a time bound of its own: the record identities the checks have seen (a repeated
         # record is a dead letter, macros.sql.j2 repeat_check). Past the horizon a copy could not join anyway.
         # Derived from the horizon and skew, which the SQL holds, so the fingerprint follows it.
@@ -256,7 +264,10 @@ def _render(
     statements, insert_statements = render(setup, reveal_secrets), render(inserts, reveal_secrets)
     # Of the SQL without secrets: a rotated password keeps the checkpoints a run resumes from.
     printable = statements + insert_statements if not reveal_secrets else render(setup + inserts, False)
-    state_layout = [f"{key}={value}" for key, value in STATE_SETTINGS.items()]
+    # A checkpoint is restored by the state backend that wrote it (RocksDB's incremental ones hold its files).
+    state_layout = [f"{key}={value}" for key, value in STATE_SETTINGS.items()] + [
+        f"state.backend.type={cfg.job.backend(bounded=bounded)}"
+    ]
     fingerprint = hashlib.sha256("\n;\n".join(state_layout + printable).encode()).hexdigest()[:12]
     return RenderedJob(
         fingerprint=fingerprint,

@@ -30,6 +30,9 @@ def create_table_env(cfg: Config, job: RenderedJob) -> Any:
 
     # A local run's JVM logs with the bundle's log4j file, minus the loggers that would write secrets.
     os.environ.setdefault("LOG4J_PROPERTIES", str(local_log4j_properties(data_dir(cfg))))
+    # The heap of the JVM PyFlink starts for a local run (the minicluster's), not a quarter of the machine's
+    # memory; JVM_ARGS the user set come after, so theirs win. (`flink run` starts its own JVM: this is unused.)
+    os.environ["JVM_ARGS"] = f"-Xmx{cfg.job.heap} {os.environ.get('JVM_ARGS', '')}".strip()
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     conf = t_env.get_config()
     for key, value in job.settings.items():

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from modelmon.benchmarks.processes import PeakMemory
 from modelmon.benchmarks.report import as_json, as_markdown
-from modelmon.benchmarks.streaming import WINDOW_END, Latency, StateSize
+from modelmon.benchmarks.streaming import WINDOW_END, Latency, StateRun, _rate
 from modelmon.benchmarks.throughput import RunResult
 
 from modelmon.cli import _count, cli
@@ -77,14 +77,14 @@ def test_the_report_relates_the_full_job_to_the_baseline() -> None:
     result = as_json(
         runs,
         Latency(12, 18.0, 24.5, 18.2, 25.0, 1500, 300),
-        StateSize(waiting_predictions=500_000, checkpoint_bytes=100 * 2**20),
+        StateRun("rocksdb", 500_000, 20_000.0, 22_000.0, 18_000.0, 30, 2, 0.4, 1.25, 100 * 2**20, 2_900.0),
         {"date": "2026-11-30", "latency_window": "10s", "latency_rate": 100.0},
     )
     table = as_markdown(result)
     assert "| full | 4,000,000 | 1 | 160.0 s | 25,000 | 0.25 |" in table
     assert "| passthrough | 4,000,000 | 1 | 40.0 s | 100,000 |  |" in table
     assert "| metrics topic (read_committed) | 18.0 s | 24.5 s |" in table
-    assert "200 MB per million" in table
+    assert "| 20,000 | 22,000 | 18,000 | 30 (2) | 0.4 s | 1.2 s | 100.0 MB | 200 MB | 2,900 MB |" in table
     assert result["machine"]["cpus"] >= 1
 
 
@@ -96,3 +96,12 @@ def test_the_exporter_line_of_the_live_window_is_found() -> None:
         f'{name}{{segment_key="*",view="live",model_version="*",segment_value="*"}} 30.0\n'
     )
     assert [float(m.group(1)) for m in WINDOW_END.finditer(text)] == [30.0]
+
+
+def test_reading_rates_come_from_the_samples_nearest_each_fraction() -> None:
+    # 1,000 records/s for the first 100 s, then 250/s: the first tenth is fast, the last slow.
+    progress = [(float(t), 1000 * t) for t in range(1, 101)]
+    progress += [(100.0 + t, 100_000 + 250 * t) for t in range(1, 401)]
+    assert _rate(progress, 0.0, 0.1) == 1000.0
+    assert _rate(progress, 0.9, 1.0) == 250.0
+    assert _rate(progress, 0.0, 1.0) == (200_000 - 1000) / 499

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from modelmon.config import Config
-from modelmon.render import render_job, sql_interval
+from modelmon.render import RenderedJob, render_job, sql_interval
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -79,6 +79,21 @@ def test_checkpoints_are_kept_per_version_of_the_sql() -> None:
     assert base.fingerprint == same.fingerprint  # settings are not part of the plan's state
     assert base.fingerprint != other.fingerprint
     assert base.settings["execution.checkpointing.dir"].endswith(f"/streaming/{base.fingerprint}")
+
+
+def test_a_checkpoint_is_restored_by_the_state_backend_that_wrote_it() -> None:
+    def backend(job: RenderedJob) -> str:
+        return job.settings["state.backend.type"]
+
+    streaming, bounded = render_job(_config()), render_job(_config(), bounded=True)
+    heap = render_job(
+        _config().model_copy(update={"job": _config().job.model_copy(update={"state_backend": "hashmap"})})
+    )
+    assert (backend(streaming), backend(bounded), backend(heap)) == ("rocksdb", "hashmap", "hashmap")
+    assert streaming.fingerprint != heap.fingerprint
+    # Incremental checkpoints, and managed memory for RocksDB sized by the config, not a minicluster's default.
+    assert streaming.settings["execution.checkpointing.incremental"] == "true"
+    assert streaming.settings["taskmanager.memory.managed.size"] == _config().job.managed_memory
 
 
 def test_a_hostile_history_path_stays_inside_its_string_literal() -> None:

@@ -14,11 +14,17 @@ SET 'execution.checkpointing.interval' = '10000 ms';
 
 SET 'execution.checkpointing.mode' = 'EXACTLY_ONCE';
 
-SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/208d198450af';
+SET 'execution.checkpointing.dir' = 'file:///var/lib/modelmon/checkpoints/modelmon/streaming/d3cd02384eee';
 
 SET 'execution.checkpointing.externalized-checkpoint-retention' = 'RETAIN_ON_CANCELLATION';
 
-SET 'state.backend.type' = 'hashmap';
+SET 'state.backend.type' = 'rocksdb';
+
+SET 'execution.checkpointing.incremental' = 'true';
+
+SET 'state.backend.rocksdb.log.dir' = '/dev/null';
+
+SET 'taskmanager.memory.managed.size' = '1g';
 
 SET 'table.exec.state.ttl' = '21610000 ms';
 
