@@ -14,7 +14,7 @@ import jinja2
 
 from modelmon.config import Config, format_duration
 from modelmon.kafka_security import connector_properties
-from modelmon.paths import checkpoint_dir, history_dir
+from modelmon.paths import checkpoint_dir, data_dir, history_dir
 
 # A decimal number as JSON writes one. TRY_CAST(... AS DOUBLE) alone also takes 'NaN', 'Infinity', '1d' and hex
 # floats; a NaN would then pass `BETWEEN 0 AND 1`'s negation, which the planner rewrites as `< 0 OR > 1`.
@@ -190,9 +190,10 @@ def job_settings(cfg: Config, *, bounded: bool, fingerprint: str) -> dict[str, s
         "state.backend.type": cfg.job.backend(bounded=bounded),
         # RocksDB uploads only the files written since the last checkpoint (the heap backend ignores this).
         "execution.checkpointing.incremental": "true",
-        # RocksDB's own log in its database folder, which goes with the job, not beside Flink's log (in a local
-        # run, inside the PyFlink package); Flink's documented way is a directory that does not exist.
-        "state.backend.rocksdb.log.dir": "/dev/null",
+        # RocksDB's own log (one file per stateful operator and run) in the data directory, not beside the JVM's
+        # log, which for a local run is inside the installed PyFlink package. RocksDB creates the folder, not its
+        # parents: the data directory exists (the checkpoints are in it).
+        "state.backend.rocksdb.log.dir": str(data_dir(cfg) / "rocksdb-logs"),
         # A local run's minicluster (its heap: job.heap, set on the JVM by the runner); a cluster's TaskManagers
         # keep the managed memory they started with.
         "taskmanager.memory.managed.size": cfg.job.managed_memory,

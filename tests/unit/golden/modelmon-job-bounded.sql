@@ -22,7 +22,7 @@ SET 'state.backend.type' = 'hashmap';
 
 SET 'execution.checkpointing.incremental' = 'true';
 
-SET 'state.backend.rocksdb.log.dir' = '/dev/null';
+SET 'state.backend.rocksdb.log.dir' = '/var/lib/modelmon/rocksdb-logs';
 
 SET 'taskmanager.memory.managed.size' = '1g';
 
