@@ -268,15 +268,14 @@ class JobConfig(Section):
     # TaskManagers are sized by the cluster's configuration (flink-conf/config.yaml).
     heap: JvmMemory = "3g"
     managed_memory: JvmMemory = "1g"
-
-    def backend(self, *, bounded: bool) -> str:
-        """The state backend a run uses: the configured one, or by default rocksdb when streaming."""
-        return self.state_backend or ("hashmap" if bounded else "rocksdb")
-
     # The Python that runs the job's UDFs (in every TaskManager); it must have modelmon installed.
     python: Annotated[str, _pattern(r"[A-Za-z0-9_./+-]{1,1024}", "interpreter path")] = Field(
         default_factory=lambda: sys.executable
     )
+
+    def backend(self, *, bounded: bool) -> str:
+        """The state backend a run uses: the configured one, or by default rocksdb when streaming."""
+        return self.state_backend or ("hashmap" if bounded else "rocksdb")
 
 
 class ClusterConfig(Section):
