@@ -147,7 +147,7 @@ class RenderedJob:
 
     def to_init_script(self) -> str:
         """Settings, tables and views without the inserts: the job's world, to explore in the SQL client."""
-        parts = [f"SET '{key}' = '{value}';" for key, value in self.settings.items()]
+        parts = [f"SET '{key}' = '{sql_string(value)}';" for key, value in self.settings.items()]
         parts += [f"{statement};" for statement in self.setup]
         return "\n\n".join(parts) + "\n"
 
